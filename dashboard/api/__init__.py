@@ -1,0 +1,9 @@
+"""Thin HTTP handlers, one module per resource: parse and validate input, call a service, shape JSON."""
+
+from __future__ import annotations
+
+from . import comfyui, health, openapi, system
+from .routing import Routes
+
+#: Every route table the app serves, in the order the OpenAPI document lists them.
+TABLES: list[Routes] = [health.routes, system.routes, comfyui.routes, openapi.routes]

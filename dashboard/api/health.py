@@ -1,0 +1,34 @@
+"""GET /health."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib import metadata
+
+from aiohttp import web
+
+from .. import __version__
+from .routing import Routes
+from .schemas import STRING, TIMESTAMP, obj
+
+routes = Routes("health")
+
+HEALTH = obj(status={"type": "string", "enum": ["healthy"]}, version=STRING, timestamp=TIMESTAMP)
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the source tree's."""
+    try:
+        return metadata.version("comfyui-dashboard")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+@routes.get("/health", summary="Dashboard health", response=HEALTH)
+async def health(request: web.Request, params: dict) -> web.Response:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return web.json_response({
+        "status": "healthy",
+        "version": package_version(),
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+    })

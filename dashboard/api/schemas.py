@@ -1,0 +1,38 @@
+"""JSON schemas shared by the route tables and the OpenAPI document."""
+
+from __future__ import annotations
+
+from ..errors import STATUS_BY_CODE
+
+
+def obj(required: list[str] | None = None, additional: bool = True, **properties: dict) -> dict:
+    """An object schema; every named property is listed as required unless `required` says otherwise."""
+    schema: dict = {"type": "object", "properties": properties,
+                    "required": list(properties) if required is None else required}
+    if not additional:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def array(items: dict) -> dict:
+    return {"type": "array", "items": items}
+
+
+def nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+ANY_OBJECT = {"type": "object"}
+
+ERROR = obj(
+    error=obj(
+        code={"type": "string", "enum": sorted(STATUS_BY_CODE)},
+        message=STRING,
+        details=ANY_OBJECT,
+    )
+)

@@ -1,0 +1,1 @@
+"""Everything that knows ComfyUI: the backend protocol, its implementations, model folders."""

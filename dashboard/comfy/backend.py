@@ -1,0 +1,40 @@
+"""The ComfyUI backend protocol, and the backend used when there is no ComfyUI.
+
+Implementations: in-process (inside ComfyUI, `inprocess.py`), remote (a ComfyUI at COMFYUI_URL,
+`remote.py`) and this base class, which answers COMFYUI_UNAVAILABLE to everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError
+
+
+def unavailable(reason: str = "ComfyUI is not connected") -> ApiError:
+    """The 503 COMFYUI_UNAVAILABLE error."""
+    return ApiError("COMFYUI_UNAVAILABLE", reason, {"hint": "Set COMFYUI_URL, or run inside ComfyUI"})
+
+
+class ComfyBackend:
+    """What the dashboard needs from ComfyUI. This base is the 'no ComfyUI' backend."""
+
+    kind = "none"
+
+    async def start(self) -> None:
+        """Open connections; called once when the app starts."""
+
+    async def stop(self) -> None:
+        """Close connections; called once when the app stops."""
+
+    async def reachable(self) -> bool:
+        """Whether ComfyUI answers now. Quick and never raises."""
+        return False
+
+    async def health(self) -> dict[str, Any]:
+        """`{status, version, queue: {pending, running}}`; raises COMFYUI_UNAVAILABLE."""
+        raise unavailable()
+
+
+class UnavailableBackend(ComfyBackend):
+    """No ComfyUI: the ComfyUI endpoints answer COMFYUI_UNAVAILABLE, all else works."""

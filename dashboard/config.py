@@ -1,0 +1,184 @@
+"""Settings: the one place that reads the environment.
+
+`Settings.from_env()` builds a frozen object from environment variables, and keyword overrides
+(the command line) win over them. Every value is checked here, so a bad value fails at start with
+a message that names the variable, never later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the dashboard can be configured with. Paths are absolute."""
+
+    workspace: Path
+    models_dir: Path
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int | None = 8080
+    comfyui_url: str | None = None
+    status_interval: float = 2.0
+    max_downloads: int = 2
+    max_queue: int = 100
+    official_templates: bool = True
+    extra_model_paths: Path | None = None
+    hf_token: str | None = field(default=None, repr=False)
+    hf_endpoint: str | None = None
+    civitai_token: str | None = field(default=None, repr=False)
+    preset_download: tuple[str, ...] = ()
+    cuda_visible_devices: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, default_port: int | None = 8080,
+        defaults: Mapping[str, object] | None = None, **overrides,
+    ) -> Settings:
+        """Build settings from `environ` (default: the process environment) and overrides.
+
+        Overrides whose value is None are ignored, so CLI flags that were not given fall back to
+        the environment. `default_port` is None inside ComfyUI, where the dashboard opens a port of
+        its own only when DASHBOARD_PORT is set. `defaults` are used where neither the environment
+        nor an override gives a value. Raises ConfigError on a malformed value.
+        """
+        env = os.environ if environ is None else environ
+        raw = dict.fromkeys(ENV_VARS)
+        raw.update({k: v for k, v in (defaults or {}).items() if v is not None})
+        raw.update({name: env[var] for name, var in ENV_VARS.items() if env.get(var) not in (None, "")})
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+
+        workspace = _path(raw["workspace"], "DASHBOARD_WORKSPACE") or Path("workspace").absolute()
+        values = {
+            "host": _text(raw["host"]) or "127.0.0.1",
+            "port": _port(raw["port"], "DASHBOARD_PORT", default_port),
+            "workspace": workspace,
+            "models_dir": _path(raw["models_dir"], "DASHBOARD_MODELS_DIR") or workspace / "models",
+            "data_dir": _path(raw["data_dir"], "DASHBOARD_DATA_DIR") or workspace / ".dashboard",
+            "comfyui_url": _url(raw["comfyui_url"], "COMFYUI_URL"),
+            "status_interval": _number(raw["status_interval"], "DASHBOARD_STATUS_INTERVAL", 2.0, 0.1, 3600),
+            "max_downloads": int(_number(raw["max_downloads"], "DASHBOARD_MAX_DOWNLOADS", 2, 1, 64, True)),
+            "max_queue": int(_number(raw["max_queue"], "DASHBOARD_MAX_QUEUE", 100, 1, 100_000, True)),
+            "official_templates": _flag(raw["official_templates"], "DASHBOARD_OFFICIAL_TEMPLATES", True),
+            "extra_model_paths": _path(raw["extra_model_paths"], "DASHBOARD_EXTRA_MODEL_PATHS"),
+            "hf_token": _text(raw["hf_token"]),
+            "hf_endpoint": _url(raw["hf_endpoint"], "HF_ENDPOINT"),
+            "civitai_token": _text(raw["civitai_token"]),
+            "preset_download": _id_list(raw["preset_download"]),
+            "cuda_visible_devices": _text(raw["cuda_visible_devices"]),
+        }
+        return cls(**values)
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Settings field -> environment variable. The README's configuration table lists the same.
+ENV_VARS = {
+    "host": "DASHBOARD_HOST",
+    "port": "DASHBOARD_PORT",
+    "workspace": "DASHBOARD_WORKSPACE",
+    "models_dir": "DASHBOARD_MODELS_DIR",
+    "data_dir": "DASHBOARD_DATA_DIR",
+    "comfyui_url": "COMFYUI_URL",
+    "status_interval": "DASHBOARD_STATUS_INTERVAL",
+    "max_downloads": "DASHBOARD_MAX_DOWNLOADS",
+    "max_queue": "DASHBOARD_MAX_QUEUE",
+    "official_templates": "DASHBOARD_OFFICIAL_TEMPLATES",
+    "extra_model_paths": "DASHBOARD_EXTRA_MODEL_PATHS",
+    "hf_token": "HF_TOKEN",
+    "hf_endpoint": "HF_ENDPOINT",
+    "civitai_token": "CIVITAI_TOKEN",
+    "preset_download": "PRESET_DOWNLOAD",
+    "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
+}
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _path(value, var: str) -> Path | None:
+    text = _text(value)
+    if text is None:
+        return None
+    if "\0" in text:
+        raise ConfigError(f"{var}: not a valid path")
+    return Path(text).expanduser().absolute()
+
+
+def _port(value, var: str, default: int | None) -> int | None:
+    text = _text(value)
+    if text is None:
+        return default
+    try:
+        port = int(text)
+    except ValueError:
+        raise ConfigError(f"{var}: expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{var}: port {port} is out of range 0-65535")
+    return port
+
+
+def _number(value, var: str, default: float, low: float, high: float, integer: bool = False) -> float:
+    text = _text(value)
+    if text is None:
+        return default
+    try:
+        number = int(text) if integer else float(text)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{var}: expected {kind}, got {text!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{var}: {number} is out of range {low:g}-{high:g}")
+    return number
+
+
+def _flag(value, var: str, default: bool) -> bool:
+    text = _text(value)
+    if text is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{var}: expected true or false, got {text!r}")
+
+
+def _url(value, var: str) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{var}: expected an http(s) URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _id_list(value) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    text = _text(value)
+    if text is None:
+        return ()
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,1 @@
+"""Middlewares that guard the API: versioning (and later auth, rate limits, CORS)."""

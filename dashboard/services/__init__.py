@@ -1,0 +1,1 @@
+"""The domain: presets, downloads, models, workflows, system. No aiohttp.web here."""

@@ -1,0 +1,160 @@
+"""System status: CPU, RAM, disk of the models volume, GPUs and ComfyUI's reachability.
+
+A background task samples everything every `interval` seconds in a worker thread and keeps the
+last sample; requests read that sample and never wait on psutil, NVML or ComfyUI. Each sample is
+also published on the bus as `system_status` (channel `system`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..comfy.backend import ComfyBackend
+from ..events import EventBus
+from .gpu import GpuReader
+
+log = logging.getLogger("dashboard.system")
+
+
+class SystemMonitor:
+    """Samples the machine in the background; `status()` answers from the last sample."""
+
+    def __init__(self, bus: EventBus, backend: ComfyBackend, disk_path: Path, interval: float,
+                 gpu_reader: GpuReader | None = None) -> None:
+        self._bus = bus
+        self._backend = backend
+        self._disk_path = disk_path
+        self._interval = interval
+        self._gpus = gpu_reader or GpuReader()
+        self._started = time.monotonic()
+        self._task: asyncio.Task | None = None
+        self._sample: dict[str, Any] = _empty_sample()
+        self._comfyui_ok: bool | None = None
+        self.samples_taken = 0
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    async def start(self) -> None:
+        """Take a first sample, then keep sampling in the background."""
+        psutil.cpu_percent(interval=None)  # primes the counter, returns at once
+        await self.refresh()
+        self._task = asyncio.create_task(self._run(), name="dashboard-system-sampler")
+
+    async def stop(self) -> None:
+        """Stop sampling and release NVML."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.get_running_loop().run_in_executor(None, self._gpus.close)
+
+    async def refresh(self) -> None:
+        """Take one sample now (off the loop) and publish it."""
+        loop = asyncio.get_running_loop()
+        sample = await loop.run_in_executor(None, self._read)
+        self._comfyui_ok = await self._backend.reachable()
+        self._sample = sample
+        self.samples_taken += 1
+        self._bus.publish("system_status", self.event_data(), "system")
+
+    def status(self) -> dict[str, Any]:
+        """The body of GET /api/system/status, from the last sample."""
+        s = self._sample
+        return {
+            "status": "running",
+            "uptime": int(self.uptime),
+            "services": {
+                "dashboard": "running",
+                "comfyui": {True: "running", False: "unavailable"}.get(self._comfyui_ok, "unknown"),
+                "preset_manager": "running",
+            },
+            "resources": {
+                "cpu_percent": s["cpu_percent"],
+                "memory_percent": s["memory_percent"],
+                "gpu_percent": s["gpu_percent"],
+                "disk_used_gb": s["disk_used_gb"],
+                "disk_total_gb": s["disk_total_gb"],
+            },
+            "memory": s["memory"],
+            "disk": s["disk"],
+            "gpus": s["gpus"],
+            "sampled_at": s["sampled_at"],
+        }
+
+    def disk(self) -> dict[str, Any]:
+        """The models volume's usage from the last sample."""
+        return self._sample["disk"]
+
+    def event_data(self) -> dict[str, Any]:
+        """The `system_status` WebSocket message's data."""
+        s = self._sample
+        return {
+            "cpu_usage": s["cpu_percent"],
+            "memory_usage": s["memory_percent"],
+            "gpu_usage": s["gpu_percent"],
+            "disk_usage": s["disk"]["usage_percent"] if s["disk"] else None,
+            "gpus": s["gpus"],
+        }
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("System sampling failed")
+
+    def _read(self) -> dict[str, Any]:
+        memory = psutil.virtual_memory()
+        disk = _disk_usage(self._disk_path)
+        gpus = self._gpus.read()
+        visible = [g for g in gpus if g["visible_to_comfyui"] and g["utilization_percent"] is not None]
+        return {
+            "cpu_percent": round(psutil.cpu_percent(interval=None), 1),
+            "memory_percent": round(memory.percent, 1),
+            "memory": {"used_gb": _gb(memory.total - memory.available), "total_gb": _gb(memory.total),
+                       "available_gb": _gb(memory.available)},
+            "gpu_percent": max((g["utilization_percent"] for g in visible), default=None),
+            "gpus": gpus,
+            "disk": disk,
+            "disk_used_gb": disk["used_gb"] if disk else None,
+            "disk_total_gb": disk["total_gb"] if disk else None,
+            "sampled_at": time.time(),
+        }
+
+
+def _disk_usage(path: Path) -> dict[str, Any] | None:
+    """Usage of the volume holding `path` (its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = psutil.disk_usage(str(probe))
+    except OSError:
+        return None
+    return {
+        "path": str(path),
+        "used_gb": _gb(usage.used),
+        "total_gb": _gb(usage.total),
+        "available_gb": _gb(usage.free),
+        "usage_percent": round(usage.percent, 1),
+    }
+
+
+def _empty_sample() -> dict[str, Any]:
+    return {"cpu_percent": None, "memory_percent": None, "memory": None, "gpu_percent": None, "gpus": [],
+            "disk": None, "disk_used_gb": None, "disk_total_gb": None, "sampled_at": None}
+
+
+def _gb(n: float) -> float:
+    return round(n / 1024**3, 2)

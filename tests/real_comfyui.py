@@ -1,0 +1,72 @@
+"""Start a real ComfyUI (COMFYUI_DIR + COMFYUI_PYTHON) with this package in its custom_nodes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON")
+
+requires_comfyui = pytest.mark.skipif(
+    not (COMFYUI_DIR and COMFYUI_PYTHON),
+    reason="real ComfyUI tier: set COMFYUI_DIR (a ComfyUI checkout) and COMFYUI_PYTHON (a Python that runs it)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_comfyui(base: Path, env: dict[str, str] | None = None, ready_path: str = "/system_stats",
+                    timeout: float = 180) -> Iterator[str]:
+    """Run ComfyUI on CPU with `base` as its base directory; yields its URL once `ready_path` answers."""
+    (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
+    link = base / "custom_nodes" / "comfyui-dashboard"
+    if not link.exists():
+        link.symlink_to(ROOT, target_is_directory=True)
+    port = free_port()
+    log = open(base / "comfyui.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+         "--base-directory", str(base), "--disable-auto-launch"],
+        cwd=COMFYUI_DIR, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited: {(base / 'comfyui.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + ready_path, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("ComfyUI did not start in time") from None
+                time.sleep(0.25)  # polling a starting process; not synchronising tested behaviour
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def comfyui_log(base: Path) -> str:
+    return (base / "comfyui.log").read_text(errors="replace")

@@ -1,0 +1,63 @@
+"""Integration tier: the package inside a real ComfyUI (skipped unless COMFYUI_DIR is set)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from real_comfyui import comfyui_log, free_port, requires_comfyui, running_comfyui
+
+pytestmark = [requires_comfyui, pytest.mark.comfyui]
+
+
+@pytest.fixture(scope="module")
+def comfyui(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui")
+    port = free_port()
+    with running_comfyui(base, {"DASHBOARD_PORT": str(port)}) as url:
+        yield url, f"http://127.0.0.1:{port}", base
+
+
+async def test_dashboard_answers_inside_comfyui(comfyui):
+    url, _port_url, _base = comfyui
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/dashboard/health") as response:
+            assert response.status == 200
+            assert (await response.json())["status"] == "healthy"
+        async with session.get(url + "/dashboard/api/comfyui/health") as response:
+            body = await response.json()
+            assert body["status"] == "healthy" and body["version"]
+
+
+async def test_comfyui_own_routes_are_untouched(comfyui):
+    url, _port_url, _base = comfyui
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/api/models") as response:
+            folders = await response.json()
+            assert "checkpoints" in folders and "loras" in folders
+            assert "X-API-Version" not in response.headers
+        async with session.ws_connect(url + "/ws") as ws:
+            message = await ws.receive_json(timeout=10)
+            assert message["type"] == "status"
+
+
+async def test_separate_port_has_the_spec_layout(comfyui):
+    _url, port_url, _base = comfyui
+    async with aiohttp.ClientSession() as session:
+        async with session.get(port_url + "/api/comfyui/health") as response:
+            assert (await response.json())["status"] == "healthy"
+        async with session.get(port_url + "/api/openapi.json") as response:
+            assert response.status == 200
+
+
+def test_broken_dashboard_leaves_comfyui_serving(tmp_path):
+    import urllib.request
+
+    with running_comfyui(tmp_path, {"DASHBOARD_PORT": "not-a-port"}) as url:
+        with urllib.request.urlopen(url + "/api/models", timeout=5) as response:
+            assert response.status == 200
+        try:
+            urllib.request.urlopen(url + "/dashboard/health", timeout=5)
+            raise AssertionError("dashboard should not be mounted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+    assert "ComfyUI Dashboard failed to set up" in comfyui_log(tmp_path)

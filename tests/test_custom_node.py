@@ -1,0 +1,102 @@
+"""The custom-node entry point, against a stand-in of ComfyUI's PromptServer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import aiohttp
+import pytest
+from comfyui_standin import install, load_custom_node
+
+
+@pytest.fixture
+def comfy_env(monkeypatch, tmp_path):
+    for var in ("DASHBOARD_PORT", "DASHBOARD_HOST", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR",
+                "DASHBOARD_WORKSPACE", "COMFYUI_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch, tmp_path
+
+
+async def _serve(aiohttp_client, comfy_env):
+    monkeypatch, base = comfy_env
+    server = install(monkeypatch, base, asyncio.get_running_loop())
+    module = load_custom_node(monkeypatch)
+    server.add_routes()
+    return module, server, await aiohttp_client(server.app)
+
+
+async def test_exports_what_comfyui_needs(aiohttp_client, comfy_env):
+    module, _server, _client = await _serve(aiohttp_client, comfy_env)
+    assert module.NODE_CLASS_MAPPINGS == {}
+    assert module.WEB_DIRECTORY == "./web/comfyui"
+
+
+async def test_dashboard_is_mounted_under_its_prefix(aiohttp_client, comfy_env):
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    response = await client.get("/dashboard/health")
+    assert response.status == 200
+    assert (await response.json())["status"] == "healthy"
+    health = await (await client.get("/dashboard/api/comfyui/health")).json()
+    assert health == {"status": "healthy", "version": None, "queue": {"pending": 0, "running": 0}}
+    missing = await client.get("/dashboard/api/nope")
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_comfyui_routes_keep_answering(aiohttp_client, comfy_env):
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    for path in ("/models", "/api/models"):
+        response = await client.get(path)
+        assert response.status == 200
+        assert await response.json() == ["checkpoints", "loras", "vae"]
+        assert "X-API-Version" not in response.headers  # our middlewares never touch ComfyUI's routes
+    async with client.ws_connect("/ws") as ws:
+        assert (await ws.receive_json())["type"] == "status"
+
+
+async def test_uses_comfyui_folders(aiohttp_client, comfy_env):
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    status = await (await client.get("/dashboard/api/system/status")).json()
+    assert status["disk"]["path"] == str(comfy_env[1] / "models")
+
+
+async def test_separate_port_serves_the_spec_layout(aiohttp_client, comfy_env):
+    monkeypatch, _base = comfy_env
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DASHBOARD_PORT", str(port))
+    _module, server, client = await _serve(aiohttp_client, comfy_env)
+    server.prompt_queue.pending.append((1, "abc", {}, {}, []))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/health") as response:
+            assert response.status == 200
+        async with session.get(f"http://127.0.0.1:{port}/api/comfyui/health") as response:
+            assert (await response.json())["queue"] == {"pending": 1, "running": 0}
+    # Same services on both: the prefix on ComfyUI's port sees the same queue.
+    assert (await (await client.get("/dashboard/api/comfyui/health")).json())["queue"]["pending"] == 1
+
+
+async def test_broken_setup_logs_one_error_and_comfyui_keeps_serving(aiohttp_client, comfy_env, caplog):
+    monkeypatch, _base = comfy_env
+    monkeypatch.setenv("DASHBOARD_PORT", "not-a-port")
+    with caplog.at_level(logging.ERROR):
+        module, _server, client = await _serve(aiohttp_client, comfy_env)
+    assert module.NODE_CLASS_MAPPINGS == {}
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "DASHBOARD_PORT" in errors[0].getMessage()
+    assert (await client.get("/api/models")).status == 200
+    assert (await client.get("/dashboard/health")).status == 404
+
+
+async def test_port_in_use_keeps_the_prefix_working(aiohttp_client, comfy_env, caplog):
+    monkeypatch, _base = comfy_env
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("DASHBOARD_PORT", str(taken.getsockname()[1]))
+        _module, _server, client = await _serve(aiohttp_client, comfy_env)
+        assert (await client.get("/dashboard/health")).status == 200
+        assert "could not listen" in caplog.text
