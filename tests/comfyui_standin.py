@@ -65,6 +65,15 @@ def install(monkeypatch, base: Path, loop) -> PromptServer:
     folder_paths.base_path = str(base)
     folder_paths.models_dir = str(base / "models")
     folder_paths.get_user_directory = lambda: str(base / "user")
+    models, extensions = base / "models", {".safetensors", ".ckpt", ".pt"}
+    folder_paths.folder_names_and_paths = {
+        "checkpoints": ([str(models / "checkpoints")], extensions),
+        "loras": ([str(models / "loras"), str(base / "extra" / "loras")], extensions),
+        "vae": ([str(models / "vae")], extensions),
+        "text_encoders": ([str(models / "text_encoders"), str(models / "clip")], extensions),
+        "diffusion_models": ([str(models / "unet"), str(models / "diffusion_models")], extensions),
+        "custom_nodes": ([str(base / "custom_nodes")], set()),
+    }
     server = types.ModuleType("server")
     server.PromptServer = PromptServer
     prompt_server = PromptServer(loop, ["checkpoints", "loras", "vae"])

@@ -100,3 +100,16 @@ async def test_port_in_use_keeps_the_prefix_working(aiohttp_client, comfy_env, c
         _module, _server, client = await _serve(aiohttp_client, comfy_env)
         assert (await client.get("/dashboard/health")).status == 200
         assert "could not listen" in caplog.text
+
+
+async def test_presets_see_every_comfyui_model_folder(aiohttp_client, comfy_env):
+    _monkeypatch, base = comfy_env
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    for path in ("models/unet/wan2.2_ti2v_5B_fp16.safetensors", "models/clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                 "models/vae/wan2.2_vae.safetensors"):
+        (base / path).parent.mkdir(parents=True, exist_ok=True)
+        (base / path).write_bytes(b"weights")
+    status = await (await client.get("/dashboard/api/presets/WAN_22_5B_TIV2/status")).json()
+    assert status["status"] == "installed"
+    listing = await (await client.get("/dashboard/api/presets?type=video")).json()
+    assert listing["filtered"] > 0

@@ -132,9 +132,9 @@ async def _read_json(request: web.Request) -> Any:
 def _coerce(name: str, text: str, schema: dict) -> Any:
     kind = schema.get("type")
     if kind == "boolean":
-        if text.lower() in ("true", "1"):
+        if text.lower() == "true":
             return True
-        if text.lower() in ("false", "0"):
+        if text.lower() == "false":
             return False
         raise invalid(f"Query parameter {name!r} must be true or false", field=name, value=text)
     if kind in ("integer", "number"):

@@ -6,6 +6,7 @@ Implementations: in-process (inside ComfyUI, `inprocess.py`), remote (a ComfyUI 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import ApiError
@@ -34,6 +35,10 @@ class ComfyBackend:
     async def health(self) -> dict[str, Any]:
         """`{status, version, queue: {pending, running}}`; raises COMFYUI_UNAVAILABLE."""
         raise unavailable()
+
+    def model_roots(self) -> dict[str, list[Path]] | None:
+        """Folder type -> model folders as ComfyUI sees them, or None when the settings decide."""
+        return None
 
 
 class UnavailableBackend(ComfyBackend):

@@ -46,3 +46,11 @@ def ensure_model_folders(models_dir: Path) -> None:
     """Create the models dir and every standard folder type under it (blocking; call at start)."""
     for name in FOLDER_TYPES:
         (models_dir / name).mkdir(parents=True, exist_ok=True)
+
+
+def standalone_roots(models_dir: Path) -> dict[str, list[Path]]:
+    """Folder type -> folders under one models dir, legacy folder names included, as ComfyUI lays them out."""
+    roots = {name: [models_dir / name] for name in FOLDER_TYPES}
+    for legacy, name in LEGACY_FOLDERS.items():
+        roots[name].append(models_dir / legacy)
+    return roots

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .backend import ComfyBackend
@@ -22,6 +23,13 @@ class InProcessBackend(ComfyBackend):
         running, pending = self._server.prompt_queue.get_current_queue_volatile()
         return {"status": "healthy", "version": _comfyui_version(),
                 "queue": {"pending": len(pending), "running": len(running)}}
+
+    def model_roots(self) -> dict[str, list[Path]]:
+        """Every model folder ComfyUI knows, extra_model_paths.yaml and legacy names included."""
+        import folder_paths
+
+        return {name: [Path(p) for p in paths] for name, (paths, _ext) in folder_paths.folder_names_and_paths.items()
+                if name != "custom_nodes"}
 
 
 def _comfyui_version() -> str | None:

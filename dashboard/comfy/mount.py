@@ -84,7 +84,7 @@ def mount_in_comfyui() -> Services | None:
         import folder_paths
         import server
     except ImportError:
-        log.error("ComfyUI Dashboard: not running inside ComfyUI (no 'server' module); nothing mounted")
+        log.info("ComfyUI Dashboard: not running inside ComfyUI (no 'server' module); nothing mounted")
         return None
     try:
         return mount(server.PromptServer.instance, folder_paths)

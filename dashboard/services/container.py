@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from ..comfy.backend import ComfyBackend
+from ..comfy.folders import standalone_roots
 from ..config import Settings
 from ..events import EventBus
+from .catalogue import Catalogue
 from .gpu import GpuReader
+from .model_index import ModelIndex
+from .presets import PresetService
 from .system import SystemMonitor
 
 log = logging.getLogger("dashboard")
+
+#: The preset catalogue shipped with the package.
+SHIPPED_PRESETS = Path(__file__).resolve().parent.parent.parent / "presets"
 
 
 class Services:
@@ -23,6 +31,10 @@ class Services:
         self.bus = EventBus()
         self.system = SystemMonitor(self.bus, backend, settings.models_dir, settings.status_interval,
                                     GpuReader(settings.cuda_visible_devices))
+        self.models = ModelIndex(backend.model_roots() or standalone_roots(settings.models_dir))
+        self.catalogue = Catalogue(SHIPPED_PRESETS, settings.data_dir / "presets", set(self.models.roots),
+                                   templates=settings.official_templates)
+        self.presets = PresetService(self.catalogue, self.models, settings.hf_endpoint)
         self.started = False
 
     async def start(self) -> None:

@@ -1,0 +1,168 @@
+"""Presets as users see them: the catalogue joined with what is on disk (and being downloaded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from huggingface_hub import hf_hub_url
+
+from ..errors import ApiError
+from .catalogue import Catalogue
+from .model_index import ModelIndex
+from .preset_schema import Preset, PresetFile
+from .sizes import gb, human_size
+
+
+class InstallProgress(Protocol):
+    """What the download manager tells about a preset being installed."""
+
+    def preset_progress(self, preset_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class FileState:
+    file: PresetFile
+    installed: bool
+    modified: float | None
+
+
+class PresetService:
+    """Lists, finds and reports on presets."""
+
+    def __init__(self, catalogue: Catalogue, models: ModelIndex, hf_endpoint: str | None = None) -> None:
+        self.catalogue = catalogue
+        self.models = models
+        self.hf_endpoint = hf_endpoint
+        self.progress: InstallProgress | None = None
+
+    async def refresh(self) -> None:
+        """Bring the catalogue and the model index up to date (both throttled, both off the loop)."""
+        await self.catalogue.refresh()
+        await self.models.refresh()
+
+    async def list(self, category: str | None = None, type_: str | None = None, installed: bool | None = None,
+                   search: str | None = None) -> dict[str, Any]:
+        """The body of GET /api/presets: every filter given must hold."""
+        await self.refresh()
+        presets = list(self.catalogue.presets.values())
+        terms = search.lower().split() if search else []
+        selected = []
+        for preset in presets:
+            if category is not None and preset.category.lower() != category.lower():
+                continue
+            if type_ is not None and preset.type != type_:
+                continue
+            if terms and not all(term in preset.search_text for term in terms):
+                continue
+            is_installed = self.is_installed(preset)
+            if installed is not None and is_installed != installed:
+                continue
+            selected.append(self._summary(preset, is_installed))
+        return {
+            "presets": selected,
+            "total": len(presets),
+            "filtered": len(selected),
+            "categories": sorted({p.category for p in presets}),
+            "errors": list(self.catalogue.errors),
+        }
+
+    async def detail(self, preset_id: str) -> dict[str, Any]:
+        """The body of GET /api/presets/{id}."""
+        await self.refresh()
+        preset = self.require(preset_id)
+        states = self.file_states(preset)
+        installed = self._complete(states)
+        return {
+            **self._summary(preset, installed),
+            "install_date": _iso(max(s.modified for s in states if s.installed)) if installed else None,
+            "license": preset.license,
+            "requirements": {"vram_gb": preset.vram_gb, "disk_gb": gb(preset.download_bytes)},
+            "files": [self._file(s) for s in states],
+            "dependencies": list(preset.dependencies),
+            "workflows": list(preset.workflows),
+        }
+
+    async def status(self, preset_id: str) -> dict[str, Any]:
+        """The body of GET /api/presets/{id}/status."""
+        await self.refresh()
+        preset = self.require(preset_id)
+        states = [s for s in self.file_states(preset) if not s.file.optional]
+        done = [s for s in states if s.installed]
+        total_bytes = sum(s.file.size for s in states) or 1
+        body: dict[str, Any] = {
+            "preset_id": preset.id,
+            "status": "installed" if len(done) == len(states) else "partial" if done else "not_installed",
+            "progress": round(100 * sum(s.file.size for s in done) / total_bytes, 1),
+            "current_file": None,
+            "download_speed_mbps": None,
+            "eta_seconds": None,
+            "files": {"total": len(states), "completed": len(done), "failed": 0},
+        }
+        live = self.progress.preset_progress(preset.id) if self.progress else None
+        if live and body["status"] != "installed":
+            body.update(live)
+        return body
+
+    def require(self, preset_id: str) -> Preset:
+        """The preset with this id, or 404 PRESET_NOT_FOUND."""
+        preset = self.catalogue.get(preset_id)
+        if preset is None:
+            raise ApiError("PRESET_NOT_FOUND", f"No preset with id {preset_id!r}", {"preset_id": preset_id})
+        return preset
+
+    def is_installed(self, preset: Preset) -> bool:
+        """Every required file is on disk (as of the model index's last refresh)."""
+        return self._complete(self.file_states(preset))
+
+    def file_states(self, preset: Preset) -> list[FileState]:
+        states = []
+        for f in preset.files:
+            model = self.models.get(f.path)
+            ok = model is not None and model.size > 0 and (f.sha256 is None or model.size == f.size)
+            states.append(FileState(f, ok, model.modified if model else None))
+        return states
+
+    def file_url(self, f: PresetFile) -> str:
+        """Where a file is downloaded from."""
+        if f.repo is None:
+            return f.url
+        return hf_hub_url(f.repo, f.repo_file, revision=f.revision, endpoint=self.hf_endpoint)
+
+    @staticmethod
+    def _complete(states: list[FileState]) -> bool:
+        return all(s.installed for s in states if not s.file.optional)
+
+    def _summary(self, preset: Preset, installed: bool) -> dict[str, Any]:
+        return {
+            "id": preset.id,
+            "name": preset.name,
+            "category": preset.category,
+            "type": preset.type,
+            "description": preset.description,
+            "download_size": human_size(preset.download_bytes),
+            "download_bytes": preset.download_bytes,
+            "installed": installed,
+            "use_case": preset.use_case,
+            "tags": list(preset.tags),
+            "source": preset.source,
+            "gated": preset.gated,
+            "vram_gb": preset.vram_gb,
+        }
+
+    def _file(self, state: FileState) -> dict[str, Any]:
+        f = state.file
+        return {
+            "path": f.path,
+            "url": self.file_url(f),
+            "size": human_size(f.size),
+            "size_bytes": f.size,
+            "sha256": f.sha256,
+            "optional": f.optional,
+            "installed": state.installed,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
