@@ -36,6 +36,30 @@ class ComfyBackend:
         """`{status, version, queue: {pending, running}}`; raises COMFYUI_UNAVAILABLE."""
         raise unavailable()
 
+    async def submit(self, workflow: dict[str, Any], priority: int = 0) -> dict[str, Any]:
+        """Validate and queue an API-format workflow: `{prompt_id, number}`.
+
+        Raises INVALID_WORKFLOW (with ComfyUI's error and node_errors), QUEUE_FULL, COMFYUI_UNAVAILABLE.
+        """
+        raise unavailable()
+
+    async def queue(self) -> dict[str, list[dict[str, Any]]]:
+        """`{"running": [...], "pending": [...]}`, pending in run order; each item
+        `{prompt_id, number, workflow}` (workflow: the API-format prompt)."""
+        raise unavailable()
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """ComfyUI's history entry of one prompt, or None."""
+        raise unavailable()
+
+    async def clear(self, kind: str) -> int:
+        """Clear `pending`, `running` or `all`; returns how many prompts were removed or interrupted."""
+        raise unavailable()
+
+    async def interrupt(self) -> bool:
+        """Interrupt the running prompt; False when nothing was running."""
+        raise unavailable()
+
     def model_roots(self) -> dict[str, list[Path]] | None:
         """Folder type -> model folders as ComfyUI sees them, or None when the settings decide."""
         return None

@@ -51,6 +51,7 @@ class Catalogue:
         self._logged: set[str] = set()
         self.presets: dict[str, Preset] = {}
         self.errors: list[dict[str, str]] = []
+        self.categories: list[str] = []
 
     async def refresh(self, force: bool = False) -> None:
         """Re-read what changed on disk (at most once per `max_age` seconds unless forced)."""
@@ -102,6 +103,7 @@ class Catalogue:
                 log.warning("Preset skipped: %s", key)
         self.presets = dict(sorted(merged.items()))
         self.errors = errors
+        self.categories = sorted({p.category for p in merged.values()})
 
 
 def _signature(folder: Path) -> tuple:

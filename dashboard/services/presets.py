@@ -47,24 +47,24 @@ class PresetService:
         """The body of GET /api/presets: every filter given must hold."""
         await self.refresh()
         presets = list(self.catalogue.presets.values())
-        terms = search.lower().split() if search else []
-        selected = []
-        for preset in presets:
-            if category is not None and preset.category.lower() != category.lower():
-                continue
-            if type_ is not None and preset.type != type_:
-                continue
-            if terms and not all(term in preset.search_text for term in terms):
-                continue
+        selected = presets
+        if category is not None:
+            wanted = category.lower()
+            selected = [p for p in selected if p.category.lower() == wanted]
+        if type_ is not None:
+            selected = [p for p in selected if p.type == type_]
+        for term in search.lower().split() if search else ():
+            selected = [p for p in selected if term in p.search_text]
+        summaries = []
+        for preset in selected:
             is_installed = self.is_installed(preset)
-            if installed is not None and is_installed != installed:
-                continue
-            selected.append(self._summary(preset, is_installed))
+            if installed is None or is_installed == installed:
+                summaries.append(self._summary(preset, is_installed))
         return {
-            "presets": selected,
+            "presets": summaries,
             "total": len(presets),
-            "filtered": len(selected),
-            "categories": sorted({p.category for p in presets}),
+            "filtered": len(summaries),
+            "categories": self.catalogue.categories,
             "errors": list(self.catalogue.errors),
         }
 
