@@ -5,14 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from .api import TABLES
-from .api.context import OPERATIONS, SERVICES
+from .api.context import HUB, OPERATIONS, RATE_LIMITER, SERVICES
 from .api.openapi import all_operations
 from .comfy.backend import ComfyBackend, UnavailableBackend
 from .comfy.remote import RemoteBackend
 from .config import Settings
 from .errors import error_middleware
+from .security.cors import make_cors
+from .security.guard import make_guard
+from .security.ratelimit import RateLimiter, make_rate_limit
 from .security.versioning import version_middleware
 from .services.container import Services
+from .ws import Hub
 
 #: Largest accepted request body (workflows can be big, nothing else is).
 MAX_REQUEST_BYTES = 32 * 1024**2
@@ -40,10 +44,30 @@ def create_app(settings: Settings, backend: ComfyBackend | None = None) -> web.A
 
 
 def build_app(services: Services) -> web.Application:
-    """An application serving `services`, which the caller starts and stops."""
-    app = web.Application(middlewares=[version_middleware, error_middleware], client_max_size=MAX_REQUEST_BYTES)
+    """An application serving `services`, which the caller starts and stops.
+
+    Middlewares, outermost first: version header, CORS, rate limit, error shape, origin and auth guard.
+    """
+    settings = services.settings
+    limiter = RateLimiter(settings.rate_limit, settings.rate_limit_authenticated, settings.trusted_proxies)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[
+        version_middleware,
+        make_cors(settings.cors_origins),
+        make_rate_limit(limiter, services.auth),
+        error_middleware,
+        make_guard(services.auth, settings.cors_origins),
+    ])
     app[SERVICES] = services
     app[OPERATIONS] = all_operations(TABLES)
+    app[RATE_LIMITER] = limiter
+    hub = Hub(services, services.auth.verify_async if services.auth else None)
+    app[HUB] = hub
+
+    async def close_hub(_app: web.Application) -> None:
+        hub.close()
+        await hub.close_connections()
+
+    app.on_shutdown.append(close_hub)
     for table in TABLES:
         table.register(app)
     return app

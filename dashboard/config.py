@@ -8,6 +8,7 @@ a message that names the variable, never later in the middle of a request.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class Settings:
     comfyui_url: str | None = None
     status_interval: float = 2.0
     max_downloads: int = 2
+    read_timeout: float = 60.0
     max_queue: int = 100
     official_templates: bool = True
     extra_model_paths: Path | None = None
@@ -39,6 +41,14 @@ class Settings:
     civitai_token: str | None = field(default=None, repr=False)
     preset_download: tuple[str, ...] = ()
     cuda_visible_devices: str | None = None
+    enable_auth: bool = False
+    secret: str | None = field(default=None, repr=False)
+    admin_password: str | None = field(default=None, repr=False)
+    token_ttl: int = 3600
+    rate_limit: int = 100
+    rate_limit_authenticated: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -71,6 +81,7 @@ class Settings:
             "comfyui_url": _url(raw["comfyui_url"], "COMFYUI_URL"),
             "status_interval": _number(raw["status_interval"], "DASHBOARD_STATUS_INTERVAL", 2.0, 0.1, 3600),
             "max_downloads": int(_number(raw["max_downloads"], "DASHBOARD_MAX_DOWNLOADS", 2, 1, 64, True)),
+            "read_timeout": _number(raw["read_timeout"], "DASHBOARD_READ_TIMEOUT", 60.0, 0.1, 3600),
             "max_queue": int(_number(raw["max_queue"], "DASHBOARD_MAX_QUEUE", 100, 1, 100_000, True)),
             "official_templates": _flag(raw["official_templates"], "DASHBOARD_OFFICIAL_TEMPLATES", True),
             "extra_model_paths": _path(raw["extra_model_paths"], "DASHBOARD_EXTRA_MODEL_PATHS"),
@@ -79,6 +90,15 @@ class Settings:
             "civitai_token": _text(raw["civitai_token"]),
             "preset_download": _id_list(raw["preset_download"]),
             "cuda_visible_devices": _text(raw["cuda_visible_devices"]),
+            "enable_auth": _flag(raw["enable_auth"], "ENABLE_AUTH", False),
+            "secret": _secret(raw["secret"], "DASHBOARD_SECRET"),
+            "admin_password": _text(raw["admin_password"]) or _text(env.get("ACCESS_PASSWORD")),
+            "token_ttl": int(_number(raw["token_ttl"], "DASHBOARD_TOKEN_TTL", 3600, 60, 30 * 86400, True)),
+            "rate_limit": int(_number(raw["rate_limit"], "DASHBOARD_RATE_LIMIT", 100, 0, 10**7, True)),
+            "rate_limit_authenticated": int(_number(raw["rate_limit_authenticated"], "DASHBOARD_RATE_LIMIT_AUTH",
+                                                    1000, 0, 10**7, True)),
+            "trusted_proxies": _networks(raw["trusted_proxies"], "DASHBOARD_TRUSTED_PROXIES"),
+            "cors_origins": _origins(raw["cors_origins"], "CORS_ORIGINS"),
         }
         return cls(**values)
 
@@ -97,6 +117,7 @@ ENV_VARS = {
     "comfyui_url": "COMFYUI_URL",
     "status_interval": "DASHBOARD_STATUS_INTERVAL",
     "max_downloads": "DASHBOARD_MAX_DOWNLOADS",
+    "read_timeout": "DASHBOARD_READ_TIMEOUT",
     "max_queue": "DASHBOARD_MAX_QUEUE",
     "official_templates": "DASHBOARD_OFFICIAL_TEMPLATES",
     "extra_model_paths": "DASHBOARD_EXTRA_MODEL_PATHS",
@@ -105,6 +126,14 @@ ENV_VARS = {
     "civitai_token": "CIVITAI_TOKEN",
     "preset_download": "PRESET_DOWNLOAD",
     "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
+    "enable_auth": "ENABLE_AUTH",
+    "secret": "DASHBOARD_SECRET",
+    "admin_password": "DASHBOARD_ADMIN_PASSWORD",
+    "token_ttl": "DASHBOARD_TOKEN_TTL",
+    "rate_limit": "DASHBOARD_RATE_LIMIT",
+    "rate_limit_authenticated": "DASHBOARD_RATE_LIMIT_AUTH",
+    "trusted_proxies": "DASHBOARD_TRUSTED_PROXIES",
+    "cors_origins": "CORS_ORIGINS",
 }
 
 
@@ -182,3 +211,30 @@ def _id_list(value) -> tuple[str, ...]:
     if text is None:
         return ()
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _networks(value, var: str) -> tuple[str, ...]:
+    items = _id_list(value)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{var}: {item!r} is not an IP address or network") from None
+    return items
+
+
+def _origins(value, var: str) -> tuple[str, ...]:
+    items = _id_list(value)
+    for item in items:
+        parsed = urlparse(item)
+        origin_like = parsed.scheme in ("http", "https") and parsed.netloc and parsed.path in ("", "/")
+        if item != "*" and not origin_like:
+            raise ConfigError(f"{var}: {item!r} is not '*' or an origin such as https://example.com")
+    return tuple(item.rstrip("/") for item in items)
+
+
+def _secret(value, var: str) -> str | None:
+    text = _text(value)
+    if text is not None and len(text) < 32:
+        raise ConfigError(f"{var}: use at least 32 characters (HS256 needs a 256-bit key)")
+    return text

@@ -68,5 +68,49 @@ def running_comfyui(base: Path, env: dict[str, str] | None = None, ready_path: s
         log.close()
 
 
+GATE_NODE = '''
+import os
+import time
+
+import comfy.model_management
+
+
+class DashboardTestGate:
+    """Holds ComfyUI's worker until the file at `path` exists (dashboard tests only)."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "wait"
+    OUTPUT_NODE = True
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"path": ("STRING", {"default": ""})}}
+
+    @classmethod
+    def IS_CHANGED(cls, path):
+        return float("nan")
+
+    def wait(self, path):
+        deadline = time.monotonic() + 300
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            time.sleep(0.01)
+        return {}
+
+
+NODE_CLASS_MAPPINGS = {"DashboardTestGate": DashboardTestGate}
+'''
+
+
+def write_gate_node(base: Path) -> None:
+    """Add `DashboardTestGate` to this ComfyUI's custom_nodes (tests and benchmarks only, never shipped):
+    a prompt `{"class_type": "DashboardTestGate", "inputs": {"path": P}}` holds ComfyUI's worker until
+    the file P exists, and gives way to an interrupt."""
+    folder = base / "custom_nodes" / "dashboard_test_gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text(GATE_NODE)
+
+
 def comfyui_log(base: Path) -> str:
     return (base / "comfyui.log").read_text(errors="replace")

@@ -69,7 +69,7 @@ async def test_separate_port_serves_the_spec_layout(aiohttp_client, comfy_env):
         port = probe.getsockname()[1]
     monkeypatch.setenv("DASHBOARD_PORT", str(port))
     _module, server, client = await _serve(aiohttp_client, comfy_env)
-    server.prompt_queue.pending.append((1, "abc", {}, {}, []))
+    server.prompt_queue.put((1, "abc", {}, {}, []))
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{port}/health") as response:
             assert response.status == 200

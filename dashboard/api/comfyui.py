@@ -1,12 +1,14 @@
-"""The ComfyUI endpoints: /api/comfyui/..."""
+"""The ComfyUI endpoints: /api/comfyui/... (health, execute, queue, history, clear, interrupt)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from ..comfy.protocol import MAX_PRIORITY, MIN_PRIORITY
+from ..errors import invalid
 from .context import services
 from .routing import Routes
-from .schemas import INTEGER, STRING, nullable, obj
+from .schemas import ANY_OBJECT, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("comfyui")
 
@@ -15,9 +17,92 @@ COMFYUI_HEALTH = obj(
     version=nullable(STRING),
     queue=obj(pending=INTEGER, running=INTEGER),
 )
+EXECUTE_BODY = {
+    "type": "object",
+    "properties": {
+        "workflow": {"description": "An API-format workflow: node id -> {class_type, inputs}, as ComfyUI's "
+                                    "Workflow > Export (API) saves it"},
+        "workflow_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                        "description": "A workflow of the library (GET /api/workflows) instead of `workflow`"},
+        "priority": {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY, "default": 0,
+                     "description": "Higher runs earlier among pending prompts; equal priorities keep "
+                                    "submission order"},
+    },
+    "additionalProperties": False,
+}
+EXECUTED = obj(prompt_id=STRING, number=NUMBER, status={"enum": ["queued"]}, priority=INTEGER,
+               node_errors=ANY_OBJECT)
+QUEUE_ITEM = obj(prompt_id=STRING, number=NUMBER, priority=nullable(INTEGER), type=STRING)
+QUEUE = obj(queue_running=array(QUEUE_ITEM), queue_pending=array(QUEUE_ITEM))
+OUTPUT_FILE = obj(filename=STRING, subfolder=STRING, type=STRING, node=STRING)
+HISTORY = obj(
+    prompt_id=STRING,
+    status={"enum": ["pending", "running", "completed", "failed", "interrupted"]},
+    number=nullable(NUMBER),
+    priority=nullable(INTEGER),
+    outputs={"type": "object", "properties": {"images": array(OUTPUT_FILE)}, "required": ["images"],
+             "additionalProperties": array(OUTPUT_FILE)},
+    node_outputs=ANY_OBJECT,
+    started=nullable(TIMESTAMP),
+    completed=nullable(TIMESTAMP),
+    error=nullable(obj(message=STRING, exception_type=nullable(STRING), node_id=nullable(STRING),
+                       node_type=nullable(STRING))),
+)
+CLEARED = obj(cleared=INTEGER, status={"enum": ["success"]})
+INTERRUPTED = obj(status={"enum": ["interrupted", "idle"]})
+
+_COMFYUI_ERRORS = ["COMFYUI_UNAVAILABLE"]
 
 
 @routes.get("/api/comfyui/health", summary="Is ComfyUI answering, its version and queue size",
-            response=COMFYUI_HEALTH, errors=["COMFYUI_UNAVAILABLE"])
+            response=COMFYUI_HEALTH, errors=_COMFYUI_ERRORS)
 async def comfyui_health(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).backend.health())
+
+
+@routes.post("/api/comfyui/execute", summary="Queue a workflow on ComfyUI", body=EXECUTE_BODY, response=EXECUTED,
+             errors=["INVALID_WORKFLOW", "WORKFLOW_NOT_FOUND", "QUEUE_FULL", *_COMFYUI_ERRORS],
+             description="Give either `workflow` or `workflow_id`. ComfyUI validates the workflow itself: when it "
+                         "refuses, the answer is INVALID_WORKFLOW with ComfyUI's `error` and `node_errors` in "
+                         "`details`. Official templates (`template:...`) are in the UI format and cannot be queued. "
+                         "QUEUE_FULL when DASHBOARD_MAX_QUEUE prompts are already pending. `number` is ComfyUI's "
+                         "queue number: lower runs first; priority p gives `sequence - p * 1e9`.")
+async def execute(request: web.Request, params: dict) -> web.Response:
+    if ("workflow" in params) == ("workflow_id" in params):
+        raise invalid("Give either 'workflow' (an API-format workflow) or 'workflow_id'", field="workflow")
+    answer = await services(request).queue.execute(params.get("workflow"), params.get("workflow_id"),
+                                                   int(params.get("priority", 0)))
+    return web.json_response(answer)
+
+
+@routes.get("/api/comfyui/queue", summary="ComfyUI's running and pending prompts, in run order", response=QUEUE,
+            errors=_COMFYUI_ERRORS,
+            description="`priority` is the dashboard priority a prompt was queued with, null for prompts queued "
+                        "elsewhere (ComfyUI's editor); `type` guesses what it makes from its node types.")
+async def get_queue(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).queue.queue())
+
+
+@routes.get("/api/comfyui/history/{prompt_id}", summary="One prompt's status, outputs and times", response=HISTORY,
+            errors=["PROMPT_NOT_FOUND", *_COMFYUI_ERRORS],
+            description="`status`: pending or running (still queued), completed, failed (with `error`) or "
+                        "interrupted. `outputs` collects the output files of every node by kind (images, gifs, "
+                        "audio, ...); `node_outputs` is ComfyUI's per-node output. ComfyUI keeps history in memory "
+                        "only: after it restarts an id is PROMPT_NOT_FOUND.")
+async def get_history(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).queue.history(params["prompt_id"]))
+
+
+@routes.delete("/api/comfyui/queue", summary="Clear pending prompts, interrupt the running one, or both",
+               query={"type": {"type": "string", "enum": ["pending", "running", "all"], "default": "pending"}},
+               response=CLEARED, errors=_COMFYUI_ERRORS,
+               description="`cleared` counts the pending prompts removed plus the running prompt interrupted.")
+async def clear_queue(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).queue.clear(params.get("type", "pending")))
+
+
+@routes.post("/api/comfyui/interrupt", summary="Interrupt the running prompt", response=INTERRUPTED,
+             errors=_COMFYUI_ERRORS,
+             description="`interrupted` when a prompt was running, `idle` when nothing was.")
+async def interrupt(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).queue.interrupt())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..security.ratelimit import RateLimiter
 from ..services.container import Services
 
 SERVICES = web.AppKey("services", Services)
 OPERATIONS = web.AppKey("operations", list)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+HUB = web.AppKey("hub", object)
 
 
 def services(request: web.Request) -> Services:

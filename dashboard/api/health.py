@@ -24,7 +24,7 @@ def package_version() -> str:
         return __version__
 
 
-@routes.get("/health", summary="Dashboard health", response=HEALTH)
+@routes.get("/health", summary="Dashboard health", response=HEALTH, public=True)
 async def health(request: web.Request, params: dict) -> web.Response:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     return web.json_response({

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..services.downloads.manager import PRIORITIES
 from ..services.preset_schema import CATEGORIES
 from .context import services
 from .routing import Routes
-from .schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("presets")
 
@@ -39,10 +40,17 @@ PRESET_DETAIL = {
     "required": [*PRESET_SUMMARY["required"], "install_date", "files", "dependencies", "workflows"],
 }
 PRESET_STATUS = obj(
+    required=["preset_id", "status", "progress", "current_file", "download_speed_mbps", "eta_seconds", "files"],
     preset_id=STRING, status={"enum": _STATES}, progress=NUMBER, current_file=nullable(STRING),
     download_speed_mbps=nullable(NUMBER), eta_seconds=nullable(INTEGER),
-    files=obj(total=INTEGER, completed=INTEGER, failed=INTEGER),
+    files=obj(total=INTEGER, completed=INTEGER, failed=INTEGER), download_id=STRING, error=nullable(ANY_OBJECT),
 )
+INSTALL_REQUEST = obj(required=[], additional=False, force=BOOLEAN,
+                      priority={"type": "string", "enum": list(PRIORITIES)})
+INSTALL_ANSWER = obj(status={"enum": ["installing", "installed"]}, preset_id=STRING,
+                     download_id=nullable(STRING), estimated_time_seconds=nullable(INTEGER), total_size_gb=NUMBER)
+UNINSTALL_ANSWER = obj(status={"enum": ["uninstalled"]}, preset_id=STRING, files_removed=INTEGER,
+                       space_freed_gb=NUMBER)
 
 
 @routes.get("/api/presets", summary="List presets", response=PRESET_LIST, query={
@@ -69,3 +77,22 @@ async def get_preset(request: web.Request, params: dict) -> web.Response:
             errors=["PRESET_NOT_FOUND"])
 async def preset_status(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).presets.status(params["preset_id"]))
+
+
+@routes.post("/api/presets/{preset_id}/install", summary="Install a preset in the background", status=202,
+             body=INSTALL_REQUEST, response=INSTALL_ANSWER,
+             errors=["PRESET_NOT_FOUND", "PRESET_ALREADY_INSTALLED", "INSUFFICIENT_STORAGE"],
+             description="Dependencies first; files already present and verified are skipped. Installing a preset "
+                         "that is being installed answers its running download. `force` fetches again files "
+                         "that are present but were not verified by the dashboard.")
+async def install_preset(request: web.Request, params: dict) -> web.Response:
+    answer = await services(request).downloads.install(
+        params["preset_id"], force=params.get("force", False), priority=params.get("priority", "normal"))
+    return web.json_response(answer, status=202)
+
+
+@routes.delete("/api/presets/{preset_id}", summary="Uninstall a preset", response=UNINSTALL_ANSWER,
+               errors=["PRESET_NOT_FOUND"],
+               description="Cancels its download, then removes its files except those another installed preset uses.")
+async def uninstall_preset(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).downloads.uninstall(params["preset_id"]))

@@ -49,6 +49,8 @@ class Operation:
     errors: tuple[str, ...] = ()
     description: str = ""
     content_type: str = "application/json"
+    public: bool = False
+    any_role: bool = False
 
     @property
     def openapi_path(self) -> str:
@@ -73,6 +75,8 @@ class Routes:
         def decorate(handler: Handler) -> Handler:
             op = Operation(method, path, handler, summary, self.tag, **spec)
             op.handler = _validating(op, handler)
+            op.handler.public = op.public  # read by the auth guard
+            op.handler.any_role = op.any_role
             self.operations.append(op)
             return handler
 

@@ -36,3 +36,17 @@ SYSTEM_STATUS = obj(
             description="`gpu_percent` is null when there is no NVIDIA GPU or driver; `gpus` lists each one.")
 async def system_status(request: web.Request, params: dict) -> web.Response:
     return web.json_response(services(request).system.status())
+
+
+STORAGE = obj(
+    workspace=nullable(DISK),
+    models=obj(count=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
+               by_type={"type": "object", "additionalProperties": INTEGER}),
+)
+
+
+@routes.get("/api/system/storage", summary="The models volume, and what the models take on it", response=STORAGE,
+            description="`workspace` is the volume holding the models folder, read now (null if it cannot be "
+                        "read); `by_type` counts the models of every folder type, empty ones included.")
+async def system_storage(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).inventory.storage())

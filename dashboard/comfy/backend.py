@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ApiError
+from ..events import EventBus
 
 
 def unavailable(reason: str = "ComfyUI is not connected") -> ApiError:
@@ -21,6 +22,15 @@ class ComfyBackend:
     """What the dashboard needs from ComfyUI. This base is the 'no ComfyUI' backend."""
 
     kind = "none"
+    #: Where execution and queue events go (set by `attach`), and how many pending prompts `submit` accepts.
+    bus: EventBus | None = None
+    max_queue: int = 100
+
+    def attach(self, bus: EventBus, max_queue: int = 100) -> None:
+        """Publish execution events on `bus` (queue_update, workflow_progress, workflow_output, error);
+        refuse submissions with QUEUE_FULL once `max_queue` prompts are pending."""
+        self.bus = bus
+        self.max_queue = max_queue
 
     async def start(self) -> None:
         """Open connections; called once when the app starts."""
@@ -37,7 +47,10 @@ class ComfyBackend:
         raise unavailable()
 
     async def submit(self, workflow: dict[str, Any], priority: int = 0) -> dict[str, Any]:
-        """Validate and queue an API-format workflow: `{prompt_id, number}`.
+        """Validate and queue an API-format workflow: `{prompt_id, number, node_errors}`.
+
+        Higher `priority` runs earlier among pending prompts, equal ones in submission order (the
+        numbering is described in `protocol.py`).
 
         Raises INVALID_WORKFLOW (with ComfyUI's error and node_errors), QUEUE_FULL, COMFYUI_UNAVAILABLE.
         """
@@ -45,7 +58,8 @@ class ComfyBackend:
 
     async def queue(self) -> dict[str, list[dict[str, Any]]]:
         """`{"running": [...], "pending": [...]}`, pending in run order; each item
-        `{prompt_id, number, workflow}` (workflow: the API-format prompt)."""
+        `{prompt_id, number, priority, type, workflow}` (workflow: the API-format prompt; priority: the
+        dashboard priority it was submitted with, None when not submitted by a dashboard)."""
         raise unavailable()
 
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
@@ -63,6 +77,9 @@ class ComfyBackend:
     def model_roots(self) -> dict[str, list[Path]] | None:
         """Folder type -> model folders as ComfyUI sees them, or None when the settings decide."""
         return None
+
+    def forget_model_folder(self, folder_type: str) -> None:
+        """Drop ComfyUI's cached file list of a folder type after the dashboard changed its files."""
 
 
 class UnavailableBackend(ComfyBackend):

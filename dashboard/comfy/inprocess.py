@@ -1,11 +1,36 @@
-"""ComfyUI in this very process: PromptServer's queue, called directly, never over HTTP."""
+"""ComfyUI in this very process: PromptServer's queue, called directly, never over HTTP.
+
+Submitting does what ComfyUI's own `POST /prompt` does (its on_prompt hooks, `execution.validate_prompt`,
+`prompt_queue.put`), with a dashboard client id so ComfyUI emits the prompt's execution events to
+no browser. Execution is observed by wrapping the async `PromptServer.instance.send`, which
+ComfyUI's publish loop calls on the server loop for every message: the wrapper never mutates a
+message, always awaits the original, and swallows its own errors.
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import ApiError
 from .backend import ComfyBackend
+from .protocol import (
+    PRIORITY_KEY,
+    ExecutionEvents,
+    invalid_workflow,
+    new_client_id,
+    queue_entry,
+    queue_full,
+    queue_number,
+    run_order,
+    task_type,
+)
+
+log = logging.getLogger("dashboard.comfyui")
 
 
 class InProcessBackend(ComfyBackend):
@@ -15,6 +40,26 @@ class InProcessBackend(ComfyBackend):
 
     def __init__(self, prompt_server: Any) -> None:
         self._server = prompt_server
+        self.client_id = new_client_id()
+        self.events = ExecutionEvents()
+        self._unwrap: Callable[[], None] | None = None
+
+    def attach(self, bus, max_queue: int = 100) -> None:
+        super().attach(bus, max_queue)
+        self.events.bus = bus
+
+    async def start(self) -> None:
+        if self._unwrap is not None:
+            return
+        if not callable(getattr(self._server, "send", None)):
+            log.warning("This ComfyUI has no PromptServer.send to observe: no execution events on the dashboard")
+            return
+        self._unwrap = watch_messages(self._server, self._observe)
+
+    async def stop(self) -> None:
+        if self._unwrap is not None:
+            self._unwrap()
+            self._unwrap = None
 
     async def reachable(self) -> bool:
         return True
@@ -24,12 +69,143 @@ class InProcessBackend(ComfyBackend):
         return {"status": "healthy", "version": _comfyui_version(),
                 "queue": {"pending": len(pending), "running": len(running)}}
 
+    async def submit(self, workflow: dict[str, Any], priority: int = 0) -> dict[str, Any]:
+        import execution
+
+        server = self._server
+        pending = len(server.prompt_queue.get_current_queue_volatile()[1])
+        if pending >= self.max_queue:
+            raise queue_full(pending, self.max_queue)
+        sequence = server.number
+        server.number += 1
+        number = queue_number(priority, sequence)
+        prompt_id = str(uuid.uuid4())
+        request = _on_prompt(server, {"prompt": workflow, "client_id": self.client_id,
+                                      "extra_data": {PRIORITY_KEY: priority}})
+        prompt = request.get("prompt", workflow)
+        extra_data = {**(request.get("extra_data") or {}), "client_id": self.client_id}
+        try:
+            result = execution.validate_prompt(prompt_id, prompt, None)
+            valid, error, outputs, node_errors = await result if inspect.isawaitable(result) else result
+        except Exception as exc:  # ComfyUI's own POST /prompt would answer 500; the workflow is to blame
+            log.warning("ComfyUI could not validate a workflow: %s", exc, exc_info=True)
+            raise ApiError("INVALID_WORKFLOW", f"ComfyUI could not validate the workflow: {exc}",
+                           {"error": {"type": "exception_during_validation", "message": str(exc)},
+                            "node_errors": {}}) from None
+        if not valid:
+            raise invalid_workflow(error, node_errors)
+        server.prompt_queue.put((number, prompt_id, prompt, extra_data, outputs))
+        return {"prompt_id": prompt_id, "number": number, "node_errors": node_errors or {}}
+
+    async def queue(self) -> dict[str, list[dict[str, Any]]]:
+        running, pending = self._server.prompt_queue.get_current_queue_volatile()
+        return {"running": [queue_entry(item) for item in running],
+                "pending": [queue_entry(item) for item in run_order(pending)]}
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        return self._server.prompt_queue.get_history(prompt_id=prompt_id).get(prompt_id)
+
+    async def clear(self, kind: str) -> int:
+        import nodes
+
+        prompt_queue = self._server.prompt_queue
+        cleared = 0
+        if kind in ("pending", "all"):
+            with prompt_queue.mutex:  # count and wipe at once: the worker thread pops under this lock
+                cleared += len(prompt_queue.get_current_queue_volatile()[1])
+                prompt_queue.wipe_queue()
+        if kind in ("running", "all"):
+            running = prompt_queue.get_current_queue_volatile()[0]
+            if running:
+                nodes.interrupt_processing()
+                cleared += len(running)
+        return cleared
+
+    async def interrupt(self) -> bool:
+        import nodes
+
+        if not self._server.prompt_queue.get_current_queue_volatile()[0]:
+            return False
+        nodes.interrupt_processing()
+        return True
+
+    def _observe(self, event: Any, data: Any, sid: Any) -> None:
+        if event == "status":
+            if sid is None:  # a broadcast after the queue changed (not one socket's greeting)
+                self._queue_changed()
+            return
+        self.events.handle(event, data)
+
+    def _queue_changed(self) -> None:
+        running, pending = self._server.prompt_queue.get_current_queue_volatile()
+        current = None
+        if running:
+            item = running[0]
+            current = {"prompt_id": item[1], "type": task_type(item[2] if isinstance(item[2], dict) else {})}
+        self.events.queue_changed(len(pending), len(running), current)
+
     def model_roots(self) -> dict[str, list[Path]]:
         """Every model folder ComfyUI knows, extra_model_paths.yaml and legacy names included."""
         import folder_paths
 
         return {name: [Path(p) for p in paths] for name, (paths, _ext) in folder_paths.folder_names_and_paths.items()
                 if name != "custom_nodes"}
+
+    def forget_model_folder(self, folder_type: str) -> None:
+        """ComfyUI caches each folder's file list; without this its `/models/<folder>` can answer 500."""
+        import folder_paths
+
+        cache = getattr(folder_paths, "filename_list_cache", None)
+        if isinstance(cache, dict):
+            cache.pop(folder_type, None)
+
+
+def watch_messages(server: Any, observer: Callable[[Any, Any, Any], None]) -> Callable[[], None]:
+    """Wrap `server.send` so `observer(event, data, sid)` sees every message first; returns the undo.
+
+    The wrapper always awaits the original with the same arguments, and an observer error is
+    logged, never raised into ComfyUI. If someone wrapped `send` after us, undoing only disarms ours.
+    """
+    original = server.send
+    had_own = "send" in vars(server)
+    armed = True
+
+    async def send(*args: Any, **kwargs: Any) -> Any:
+        if armed:
+            try:
+                event = args[0] if args else kwargs.get("event")
+                data = args[1] if len(args) > 1 else kwargs.get("data")
+                sid = args[2] if len(args) > 2 else kwargs.get("sid")
+                observer(event, data, sid)
+            except Exception:
+                log.exception("ComfyUI Dashboard could not observe a ComfyUI message; ComfyUI is unaffected")
+        return await original(*args, **kwargs)
+
+    server.send = send
+
+    def undo() -> None:
+        nonlocal armed
+        armed = False
+        if vars(server).get("send") is send:
+            if had_own:
+                server.send = original
+            else:
+                del server.send  # the class's own method shows through again
+
+    return undo
+
+
+def _on_prompt(server: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Run ComfyUI's on_prompt hooks (custom nodes rewrite prompts there) as its POST /prompt does."""
+    trigger = getattr(server, "trigger_on_prompt", None)
+    if trigger is None:
+        return request
+    try:
+        answer = trigger(request)
+    except Exception:
+        log.warning("A ComfyUI on_prompt hook failed; the workflow is queued as given", exc_info=True)
+        return request
+    return answer if isinstance(answer, dict) else request
 
 
 def _comfyui_version() -> str | None:

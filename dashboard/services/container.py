@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from pathlib import Path
 
 from ..comfy.backend import ComfyBackend
-from ..comfy.folders import standalone_roots
 from ..config import Settings
+from ..errors import ApiError
 from ..events import EventBus
+from ..store import Store
+from .auth import AuthService
 from .catalogue import Catalogue
+from .downloads.manager import DownloadManager
+from .downloads.sources import Tokens
 from .gpu import GpuReader
 from .model_index import ModelIndex
+from .models import ModelService, standalone_model_roots
 from .presets import PresetService
+from .queue import QueueService
 from .system import SystemMonitor
+from .workflows import WorkflowLibrary
 
 log = logging.getLogger("dashboard")
 
 #: The preset catalogue shipped with the package.
 SHIPPED_PRESETS = Path(__file__).resolve().parent.parent.parent / "presets"
+#: The workflows shipped with the package.
+SHIPPED_WORKFLOWS = SHIPPED_PRESETS.parent / "workflows"
 
 
 class Services:
@@ -29,12 +39,28 @@ class Services:
         self.settings = settings
         self.backend = backend
         self.bus = EventBus()
+        backend.attach(self.bus, settings.max_queue)
         self.system = SystemMonitor(self.bus, backend, settings.models_dir, settings.status_interval,
                                     GpuReader(settings.cuda_visible_devices))
-        self.models = ModelIndex(backend.model_roots() or standalone_roots(settings.models_dir))
+        self.models = ModelIndex(backend.model_roots()
+                                 or standalone_model_roots(settings.models_dir, settings.extra_model_paths))
         self.catalogue = Catalogue(SHIPPED_PRESETS, settings.data_dir / "presets", set(self.models.roots),
                                    templates=settings.official_templates)
         self.presets = PresetService(self.catalogue, self.models, settings.hf_endpoint)
+        self.inventory = ModelService(self.models, self.presets, backend, self.system)
+        self.store = Store(settings.data_dir / "dashboard.db")
+        self.downloads = DownloadManager(
+            self.store, self.bus, self.presets, self.models,
+            Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token),
+            max_downloads=settings.max_downloads, read_timeout=settings.read_timeout,
+            forget_folder=backend.forget_model_folder)
+        self.presets.progress = self.downloads
+        self.presets.verified = self.downloads.installed
+        self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
+                                         self.models, templates=settings.official_templates)
+        self.queue = QueueService(backend, self.workflows)
+        self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
+                                settings.admin_password) if settings.enable_auth else None
         self.started = False
 
     async def start(self) -> None:
@@ -44,12 +70,42 @@ class Services:
         self.bus.bind(asyncio.get_running_loop())
         await self.backend.start()
         await self.system.start()
+        await self.store.open()
+        if self.auth is not None:
+            await self.auth.start()
+        elif self.settings.port is not None and not _loopback(self.settings.host):
+            log.warning("Authentication is off and the dashboard listens on %s: anyone who can reach it can "
+                        "control this machine. Set ENABLE_AUTH=true and DASHBOARD_ADMIN_PASSWORD.", self.settings.host)
+        await self.downloads.start()
         self.started = True
+        await self.install_requested(self.settings.preset_download)
+
+    async def install_requested(self, preset_ids: tuple[str, ...]) -> None:
+        """Queue the installs asked for at start (PRESET_DOWNLOAD); problems are logged, not raised."""
+        if not preset_ids:
+            return
+        await self.catalogue.refresh()
+        for preset_id in preset_ids:
+            try:
+                answer = await self.downloads.install(preset_id)
+                log.info("PRESET_DOWNLOAD: %s %s", preset_id, answer["status"])
+            except ApiError as exc:
+                level = logging.INFO if exc.code == "PRESET_ALREADY_INSTALLED" else logging.ERROR
+                log.log(level, "PRESET_DOWNLOAD: %s: %s", preset_id, exc.message)
 
     async def stop(self) -> None:
         """Stop background work; idempotent."""
         if not self.started:
             return
         self.started = False
+        await self.downloads.stop()
+        await self.store.close()
         await self.system.stop()
         await self.backend.stop()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

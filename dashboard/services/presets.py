@@ -36,6 +36,8 @@ class PresetService:
         self.models = models
         self.hf_endpoint = hf_endpoint
         self.progress: InstallProgress | None = None
+        #: Files the download manager fetched and verified: path -> {size, sha256, ...}.
+        self.verified: dict[str, dict[str, Any]] = {}
 
     async def refresh(self) -> None:
         """Bring the catalogue and the model index up to date (both throttled, both off the loop)."""
@@ -120,7 +122,13 @@ class PresetService:
         states = []
         for f in preset.files:
             model = self.models.get(f.path)
-            ok = model is not None and model.size > 0 and (f.sha256 is None or model.size == f.size)
+            record = self.verified.get(f.path)
+            if model is None or model.size == 0:
+                ok = False
+            elif record is not None:
+                ok = model.size == record["size"] and (f.sha256 is None or f.sha256 == record["sha256"])
+            else:
+                ok = f.sha256 is None or model.size == f.size
             states.append(FileState(f, ok, model.modified if model else None))
         return states
 

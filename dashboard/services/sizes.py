@@ -16,3 +16,19 @@ def human_size(n: int | float) -> str:
 def gb(n: int | float) -> float:
     """Bytes as GiB with two decimals."""
     return round(n / 1024**3, 2)
+
+
+def human_rate(bytes_per_second: float) -> str:
+    """A speed as "125 MB/s"."""
+    return f"{bytes_per_second / 1e6:.0f} MB/s" if bytes_per_second >= 1e6 else f"{bytes_per_second / 1e3:.0f} KB/s"
+
+
+def human_duration(seconds: int | None) -> str | None:
+    """A duration as "2m 30s", "1h 5m", "45s"."""
+    if seconds is None:
+        return None
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

@@ -95,6 +95,10 @@ class SystemMonitor:
         """The models volume's usage from the last sample."""
         return self._sample["disk"]
 
+    async def disk_now(self) -> dict[str, Any] | None:
+        """The models volume's usage read now (off the loop), for answers that must not lag a deletion."""
+        return await asyncio.get_running_loop().run_in_executor(None, _disk_usage, self._disk_path)
+
     def event_data(self) -> dict[str, Any]:
         """The `system_status` WebSocket message's data."""
         s = self._sample

@@ -1,0 +1,70 @@
+"""The model inventory endpoints: /api/models and /api/models/types."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..services.models import SORTS
+from .context import services
+from .routing import Routes
+from .schemas import INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+
+routes = Routes("models")
+
+#: The most paths one DELETE accepts.
+MAX_DELETE = 1000
+
+PROBLEM = obj(path=STRING, error=STRING)
+MODEL = obj(path=STRING, type=STRING, size_gb=NUMBER, size_bytes=INTEGER, modified=TIMESTAMP,
+            preset=nullable(STRING))
+MODEL_LIST = obj(models=array(MODEL), total=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
+                 offset=INTEGER, limit=INTEGER, problems=array(PROBLEM))
+MODEL_TYPES = obj(types=array(obj(id=STRING, name=STRING, count=INTEGER, size_gb=NUMBER)))
+DELETE_BODY = obj(
+    required=["paths"], additional=False,
+    paths={"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 4096},
+           "minItems": 1, "maxItems": MAX_DELETE},
+    force={"type": "boolean", "default": False},
+)
+DELETE_ERROR = obj(path=STRING, code={"enum": ["MODEL_NOT_FOUND", "INVALID_REQUEST", "MODEL_IN_USE", "FORBIDDEN",
+                                               "INTERNAL_ERROR"]}, message=STRING)
+DELETE_RESULT = obj(deleted=INTEGER, space_freed_gb=NUMBER, space_freed_bytes=INTEGER, errors=array(DELETE_ERROR))
+
+
+@routes.get("/api/models", summary="List installed models", response=MODEL_LIST, query={
+    "type": {"type": "string", "minLength": 1, "maxLength": 100},
+    "search": {"type": "string", "maxLength": 200},
+    "sort": {"type": "string", "enum": list(SORTS), "default": "path"},
+    "order": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+    "offset": {"type": "integer", "minimum": 0, "default": 0},
+}, description="Every model file (ComfyUI's model extensions and .gguf) in every model folder; downloads in "
+               "progress (`.part`) never appear. `type` takes a folder type (legacy names such as `unet` are "
+               "mapped); an unknown one is a 400 that lists the known types. `search` matches every word, "
+               "case-insensitively, in the path below the type folder (subfolders and file name). `sort` by "
+               "`path` (default), `name` (file name), `size` or `modified`, in `order`. `total` and "
+               "`total_size_gb` count every match, not only this page. `preset` is the first installed preset "
+               "(by id) that has the file. `problems` lists folders or files that could not be read.")
+async def list_models(request: web.Request, params: dict) -> web.Response:
+    body = await services(request).inventory.list(
+        folder_type=params.get("type"), search=params.get("search"), sort=params.get("sort", "path"),
+        order=params.get("order", "asc"), limit=params.get("limit", 1000), offset=params.get("offset", 0))
+    return web.json_response(body)
+
+
+@routes.get("/api/models/types", summary="Model folder types with their model counts", response=MODEL_TYPES,
+            description="Every folder type the dashboard (or ComfyUI) knows, empty ones included.")
+async def model_types(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).inventory.types())
+
+
+@routes.delete("/api/models", summary="Delete model files", body=DELETE_BODY, response=DELETE_RESULT,
+               description=f"Deletes each path (`<type>/<relative path>`, as listed; at most {MAX_DELETE}). "
+                           "A path that is not deleted gets one entry in `errors`: `MODEL_NOT_FOUND`, "
+                           "`INVALID_REQUEST` (`..`, absolute, a folder, not a model file, or a symlink to "
+                           "outside the model folders: nothing outside them is ever touched), `MODEL_IN_USE` "
+                           "(a queued or running prompt names it; `force: true` deletes it anyway) or "
+                           "`FORBIDDEN` (the file system refused). A symlink is removed, never its target.")
+async def delete_models(request: web.Request, params: dict) -> web.Response:
+    body = await services(request).inventory.delete(params["paths"], force=params.get("force", False))
+    return web.json_response(body)

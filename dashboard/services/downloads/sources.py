@@ -1,0 +1,165 @@
+"""Where a file's bytes come from: its URL, what it should hash to, and which token it may carry.
+
+Hugging Face files are resolved with huggingface_hub (URL, metadata, token, endpoint, and its
+precise errors: gated < repository not found; entry and revision not found), in a thread. Plain
+URLs (Civitai included) are resolved with a HEAD request. A token is attached only to requests
+for the host it belongs to: the HF token to the Hub's host, the Civitai token to civitai.com;
+never to a CDN the request is redirected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+from huggingface_hub import get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from yarl import URL
+
+from ...errors import ApiError
+
+CIVITAI_HOSTS = ("civitai.com",)
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+
+
+class RetryableError(Exception):
+    """A failure worth another try (connection lost, timeout, 408/429/5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything needed to fetch and verify one file."""
+
+    url: str
+    size: int | None
+    etag: str | None
+    commit: str | None
+    sha256: str | None
+    git_sha1: str | None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Credentials and the hosts they may be sent to."""
+
+    hf_token: str | None = None
+    hf_endpoint: str | None = None
+    civitai_token: str | None = None
+
+    @property
+    def hf_host(self) -> str:
+        return urlparse(self.hf_endpoint or DEFAULT_HF_ENDPOINT).netloc
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        """The Authorization header for a request to `url`, if a token belongs to its host."""
+        parsed = urlparse(url)
+        if self.hf_token and parsed.netloc == self.hf_host:
+            return {"Authorization": f"Bearer {self.hf_token}"}
+        host = parsed.hostname or ""
+        if self.civitai_token and any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS):
+            return {"Authorization": f"Bearer {self.civitai_token}"}
+        return {}
+
+
+def download_failed(message: str, **details: Any) -> ApiError:
+    """A DOWNLOAD_FAILED error with details a user can act on."""
+    return ApiError("DOWNLOAD_FAILED", message, details)
+
+
+async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession) -> Resolved:
+    """Find the URL, size and expected hashes of a file described by a preset file `spec`.
+
+    Raises ApiError DOWNLOAD_FAILED for what retrying cannot fix, RetryableError otherwise.
+    """
+    if spec.get("repo"):
+        resolved = await _resolve_hf(spec, tokens)
+    else:
+        resolved = await _resolve_url(spec["url"], tokens, session)
+    if spec.get("sha256"):
+        resolved = Resolved(resolved.url, resolved.size, resolved.etag, resolved.commit, spec["sha256"], None)
+    return resolved
+
+
+async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
+    repo, file, revision = spec["repo"], spec["repo_file"], spec.get("revision") or "main"
+    url = hf_hub_url(repo, file, revision=revision, endpoint=tokens.hf_endpoint)
+    where = {"repo": repo, "file": file, "revision": revision}
+    loop = asyncio.get_running_loop()
+    try:
+        meta = await loop.run_in_executor(None, lambda: get_hf_file_metadata(
+            url, token=tokens.hf_token or False, timeout=20, endpoint=tokens.hf_endpoint))
+    except GatedRepoError:
+        raise download_failed(
+            f"{repo} is gated: accept its licence on the model page and set HF_TOKEN",
+            reason="gated", token="HF_TOKEN", model_page=f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}",
+            **where) from None
+    except RevisionNotFoundError:
+        raise download_failed(f"Revision {revision!r} of {repo} does not exist", reason="revision_not_found",
+                              **where) from None
+    except EntryNotFoundError:
+        raise download_failed(f"{file} does not exist in {repo} at {revision}", reason="file_not_found",
+                              **where) from None
+    except RepositoryNotFoundError:
+        raise download_failed(
+            f"Repository {repo} does not exist, or it is private: set HF_TOKEN if you have access",
+            reason="repository_not_found", token="HF_TOKEN", **where) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            raise download_failed(f"Hugging Face refused {repo}/{file} ({status}): check HF_TOKEN",
+                                  reason="unauthorized", token="HF_TOKEN", **where) from None
+        raise RetryableError(f"Hugging Face answered {status} for {repo}/{file}") from None
+    except OSError as exc:  # connection errors and timeouts of the HTTP client
+        raise RetryableError(f"Hugging Face is not reachable: {exc.__class__.__name__}") from None
+    etag = (meta.etag or "").lower() or None
+    return Resolved(url=url, size=meta.size, etag=meta.etag, commit=meta.commit_hash,
+                    sha256=etag if etag and _SHA256.match(etag) else None,
+                    git_sha1=etag if etag and _SHA1.match(etag) else None)
+
+
+async def _resolve_url(url: str, tokens: Tokens, session: aiohttp.ClientSession) -> Resolved:
+    try:
+        async with await request(session, "HEAD", url, tokens) as response:
+            if response.status in (401, 403):
+                hint = "CIVITAI_TOKEN" if "civitai" in url else None
+                raise download_failed(f"{url} refused the download ({response.status})", reason="unauthorized",
+                                      url=url, token=hint)
+            if response.status == 404:
+                raise download_failed(f"{url} does not exist", reason="file_not_found", url=url)
+            if response.status >= 400:  # some servers refuse HEAD: the GET will tell
+                return Resolved(url, None, None, None, None, None)
+            size = response.headers.get("Content-Length")
+            return Resolved(url, int(size) if size and size.isdigit() and int(size) > 0 else None,
+                            response.headers.get("ETag"), None, None, None)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise RetryableError(f"{urlparse(url).netloc} is not reachable: {exc.__class__.__name__}") from None
+
+
+async def request(session: aiohttp.ClientSession, method: str, url: str, tokens: Tokens,
+                  headers: dict[str, str] | None = None, max_redirects: int = 5) -> aiohttp.ClientResponse:
+    """Send a request, following redirects by hand so each hop gets only its own host's token."""
+    for _ in range(max_redirects + 1):
+        response = await session.request(method, url, headers={**(headers or {}), **tokens.headers_for(url)},
+                                         allow_redirects=False)
+        if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+            url = str(response.url.join(URL(response.headers["Location"])))
+            response.release()
+            continue
+        return response
+    raise download_failed(f"Too many redirects for {url}", reason="too_many_redirects", url=url)

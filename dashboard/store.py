@@ -1,0 +1,194 @@
+"""SQLite state (stdlib sqlite3): downloads, installed files, users and revoked tokens.
+
+One connection, used from one worker thread: every method is a coroutine that runs its SQL off
+the event loop. WAL mode keeps readers and the writer out of each other's way, and every change
+is committed at once, so a `kill -9` loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS downloads (
+    id TEXT PRIMARY KEY,
+    preset_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS download_files (
+    download_id TEXT NOT NULL REFERENCES downloads(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (download_id, path)
+);
+CREATE TABLE IF NOT EXISTS installed_files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    etag TEXT,
+    commit_hash TEXT,
+    preset_id TEXT,
+    installed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class Store:
+    """The dashboard's database at `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open (and create) the database."""
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        """Close the database and its thread."""
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._db.execute(sql, args)]
+
+    # downloads
+
+    async def create_download(self, download: dict[str, Any], files: list[dict[str, Any]]) -> None:
+        """Insert a download and its files in one transaction."""
+
+        def insert() -> None:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT INTO downloads (id, preset_id, status, priority, created_at, updated_at) "
+                    "VALUES (:id, :preset_id, :status, :priority, :created_at, :created_at)", download)
+                self._db.executemany(
+                    "INSERT INTO download_files (download_id, position, path, spec, size, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(download["id"], i, f["path"], json.dumps(f["spec"]), f["size"], f["status"])
+                     for i, f in enumerate(files)])
+
+        await self._run(insert)
+
+    async def update_download(self, download_id: str, **fields: Any) -> None:
+        """Set some columns of a download (`error` is stored as JSON)."""
+        if "error" in fields and fields["error"] is not None:
+            fields["error"] = json.dumps(fields["error"])
+        fields["updated_at"] = time.time()
+        columns = ", ".join(f"{name} = :{name}" for name in fields)
+        await self._run(lambda: self._db.execute(f"UPDATE downloads SET {columns} WHERE id = :id",
+                                                 {**fields, "id": download_id}))
+
+    async def update_file(self, download_id: str, path: str, **fields: Any) -> None:
+        """Set some columns of one file of a download."""
+        if "error" in fields and fields["error"] is not None:
+            fields["error"] = json.dumps(fields["error"])
+        columns = ", ".join(f"{name} = :{name}" for name in fields)
+        await self._run(lambda: self._db.execute(
+            f"UPDATE download_files SET {columns} WHERE download_id = :download_id AND path = :path",
+            {**fields, "download_id": download_id, "path": path}))
+
+    async def downloads(self) -> list[dict[str, Any]]:
+        """Every download with its files, oldest first."""
+
+        def read() -> list[dict[str, Any]]:
+            downloads = self._rows("SELECT * FROM downloads ORDER BY created_at")
+            files = self._rows("SELECT * FROM download_files ORDER BY download_id, position")
+            by_id: dict[str, list] = {}
+            for f in files:
+                f["spec"] = json.loads(f["spec"])
+                f["error"] = json.loads(f["error"]) if f["error"] else None
+                by_id.setdefault(f["download_id"], []).append(f)
+            for d in downloads:
+                d["error"] = json.loads(d["error"]) if d["error"] else None
+                d["files"] = by_id.get(d["id"], [])
+            return downloads
+
+        return await self._run(read)
+
+    # installed files
+
+    async def record_installed(self, entry: dict[str, Any]) -> None:
+        """Remember a verified file (path, size, sha256, etag, commit_hash, preset_id)."""
+        await self._run(lambda: self._db.execute(
+            "INSERT OR REPLACE INTO installed_files (path, size, sha256, etag, commit_hash, preset_id, installed_at) "
+            "VALUES (:path, :size, :sha256, :etag, :commit_hash, :preset_id, :installed_at)",
+            {"installed_at": time.time(), **entry}))
+
+    async def forget_installed(self, paths: list[str]) -> None:
+        """Drop files from the manifest."""
+        await self._run(lambda: self._db.executemany("DELETE FROM installed_files WHERE path = ?",
+                                                     [(p,) for p in paths]))
+
+    async def installed_files(self) -> dict[str, dict[str, Any]]:
+        """The manifest: path -> its record."""
+        return {row["path"]: row for row in await self._run(self._rows, "SELECT * FROM installed_files")}
+
+    # users and tokens
+
+    async def save_user(self, username: str, role: str, password_hash: str) -> None:
+        """Create or replace a user."""
+        await self._run(lambda: self._db.execute(
+            "INSERT OR REPLACE INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            (username, role, password_hash, time.time())))
+
+    async def user(self, username: str) -> dict[str, Any] | None:
+        rows = await self._run(self._rows, "SELECT * FROM users WHERE username = ?", (username,))
+        return rows[0] if rows else None
+
+    async def revoke(self, jti: str, expires_at: float) -> None:
+        """Remember a revoked token until it would have expired anyway."""
+        def write() -> None:
+            self._db.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (time.time(),))
+            self._db.execute("INSERT OR REPLACE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
+
+        await self._run(write)
+
+    async def revoked(self) -> set[str]:
+        rows = await self._run(self._rows, "SELECT jti FROM revoked_tokens WHERE expires_at >= ?", (time.time(),))
+        return {row["jti"] for row in rows}

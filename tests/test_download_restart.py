@@ -1,0 +1,133 @@
+"""Downloads survive the process: a `kill -9` mid-file, then a restart, resumes from the `.part`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
+from hub import FakeHub, running_hub
+from real_comfyui import free_port
+
+from dashboard.api.context import SERVICES
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+def call(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def wait_until(condition, timeout: float = 60):
+    """Poll `condition` until it returns something truthy (a condition with a deadline, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+class Server:
+    def __init__(self, workspace: Path, hub_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "HF_", "PRESET_"))}
+        env.update(PYTHONPATH=str(ROOT), HF_ENDPOINT=hub_url, DASHBOARD_OFFICIAL_TEMPLATES="false")
+        self.log = open(workspace.parent / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "--port", str(self.port), "--workspace", str(workspace)],
+            env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        assert "serving on" in self.process.stdout.readline()
+
+    def download(self) -> dict:
+        return call(self.url + "/api/downloads")["downloads"][0]
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def test_kill_9_mid_file_then_restart_resumes_with_range(tmp_path):
+    hub = FakeHub()
+    hub_file = hub.add_file("org/big", "big.safetensors", size=24 * MB)
+    hub_file.faults.throttle_bps = 4 * MB
+    workspace = tmp_path / "workspace"
+    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "BIG", [
+        {"path": "checkpoints/big.safetensors", "repo": "org/big", "file": "big.safetensors", "size": 24 * MB}])
+    part = workspace / "models" / "checkpoints" / "big.safetensors.part"
+    with running_hub(hub) as hub_url:
+        first = Server(workspace, hub_url)
+        try:
+            call(first.url + "/api/presets/BIG/install", "POST", {})
+            wait_until(lambda: first.download()["bytes_done"] >= 3 * MB)
+        finally:
+            first.stop(signal.SIGKILL)
+        kept = part.stat().st_size
+        assert 0 < kept < 24 * MB
+        hub_file.faults.throttle_bps = None
+
+        second = Server(workspace, hub_url)
+        try:
+            done = wait_until(lambda: (d := second.download())["status"] in ("completed", "failed") and d)
+            assert done["status"] == "completed", done
+        finally:
+            second.stop()
+    final = workspace / "models" / "checkpoints" / "big.safetensors"
+    assert sha256_of(final) == hub_file.sha256
+    assert not part.exists()
+    resumed = [r for r in hub.requests if r.method == "GET" and r.path == hub_file.url_path][-1]
+    assert resumed.headers["Range"] == f"bytes={kept}-"
+
+
+@pytest.fixture
+def hub():
+    hub = FakeHub()
+    with running_hub(hub) as url:
+        hub.url = url
+        yield hub
+
+
+async def test_paused_stays_paused_and_finished_files_are_not_fetched_again(aiohttp_client, settings, hub):
+    from dashboard.app import create_app
+
+    for name in ("one", "two"):
+        hub.add_file("org/pair", f"{name}.safetensors", size=2 * MB)
+    hub.repos["org/pair"]["main"]["two.safetensors"].faults.throttle_bps = MB
+    write_preset(settings, "PAIR", [{"path": f"vae/{n}.safetensors", "repo": "org/pair", "file": f"{n}.safetensors",
+                                     "size": 2 * MB} for n in ("one", "two")])
+    settings = settings.replace(hf_endpoint=hub.url, max_downloads=1)
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    app[SERVICES].downloads.transfer.retry = FAST_RETRY
+    events = Events(client)
+    download_id = (await (await client.post("/api/presets/PAIR/install", json={})).json())["download_id"]
+    await events.wait("download_progress", lambda d: d["files"]["completed"] == 1 and d["progress"] > 50)
+    await client.post(f"/api/downloads/{download_id}/pause")
+    await client.close()  # a clean stop: the app's services shut down
+
+    client = await aiohttp_client(create_app(settings))
+    client.app[SERVICES].downloads.transfer.retry = FAST_RETRY
+    listing = await (await client.get("/api/downloads")).json()
+    assert listing["downloads"][0]["status"] == "paused"
+    assert listing["downloads"][0]["files"]["completed"] == 1
+    hub.repos["org/pair"]["main"]["two.safetensors"].faults.throttle_bps = None
+    events = Events(client)
+    await client.post(f"/api/downloads/{download_id}/resume")
+    assert (await events.wait("download_complete"))["status"] == "success"
+    assert len([r for r in hub.requests if r.method == "GET" and r.path.endswith("one.safetensors")]) == 1
