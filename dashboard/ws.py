@@ -157,10 +157,12 @@ class Connection:
                 break
 
     def push(self, message: dict[str, Any], key: Any = None) -> None:
-        """Queue a message; a message with the key of a waiting one replaces it."""
+        """Queue a message; a message with the key of a waiting one replaces it and goes last."""
         if self.dropped:
             return
-        self._outbox[key if key is not None else ("msg", next(self._ids))] = message
+        key = key if key is not None else ("msg", next(self._ids))
+        self._outbox[key] = message
+        self._outbox.move_to_end(key)
         if len(self._outbox) > OUTBOX_LIMIT:
             self._drop()
             return

@@ -150,11 +150,6 @@ class PromptQueue:
         with self.mutex:
             return list(self.currently_running.values()), copy.copy(self.queue)
 
-    @property
-    def pending(self) -> types.SimpleNamespace:
-        """The earlier stand-in's list of pending items: `pending.append(item)` queues an item (use `put`)."""
-        return types.SimpleNamespace(append=self.put)
-
     def get_tasks_remaining(self) -> int:
         with self.mutex:
             return len(self.queue) + len(self.currently_running)

@@ -206,12 +206,11 @@ async def test_execution_events_reach_the_dashboards_websocket(comfy):
         while (await ws.receive_json(timeout=10)).get("type") != "subscribed":
             pass
         prompt_id = (await comfy.execute(workflow=empty_image("events")))["prompt_id"]
-        seen: list[tuple[str, str | None]] = []
+        expected = {("workflow_progress", "completed"), ("workflow_output", None)}
+        seen: set[tuple[str, str | None]] = set()
         deadline = time.monotonic() + 60
-        while ("workflow_progress", "completed") not in seen:
+        while not expected <= seen:  # the hub may coalesce progress ahead of the output: order is not checked
             message = await ws.receive_json(timeout=max(0.1, deadline - time.monotonic()))
             data = message.get("data") or {}
-            print("MSG", str(message)[:150])
             if data.get("prompt_id") == prompt_id:
-                seen.append((message["type"], data.get("type")))
-        assert ("workflow_output", None) in seen
+                seen.add((message["type"], data.get("type")))

@@ -63,7 +63,7 @@ async def test_models_in_comfyuis_queue_are_in_use(comfy):
     server, _folder_paths, base, client = comfy
     model = put(base / "models" / "checkpoints" / "busy.safetensors")
     prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "busy.safetensors"}}}
-    server.prompt_queue.pending.append((1, "abc", prompt, {}, ["1"]))
+    server.prompt_queue.put((1, "abc", prompt, {}, ["1"]))
     body = await (await client.delete("/dashboard/api/models",
                                       json={"paths": ["checkpoints/busy.safetensors"]})).json()
     assert body["deleted"] == 0 and body["errors"][0]["code"] == "MODEL_IN_USE"

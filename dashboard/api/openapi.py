@@ -50,7 +50,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     ]
     success = {"description": "Success", "headers": {"X-API-Version": {"$ref": "#/components/headers/X-API-Version"}}}
     if op.response is not None:
-        success["content"] = {op.content_type: {"schema": op.response}}
+        types = (op.content_type,) if isinstance(op.content_type, str) else op.content_type
+        success["content"] = {content_type: {"schema": op.response} for content_type in types}
     responses: dict[str, Any] = {str(op.status): success}
     for code in ("INVALID_REQUEST", *op.errors):
         status = str(STATUS_BY_CODE[code])

@@ -48,9 +48,10 @@ class Operation:
     status: int = 200
     errors: tuple[str, ...] = ()
     description: str = ""
-    content_type: str = "application/json"
+    content_type: str | tuple[str, ...] = "application/json"
     public: bool = False
     any_role: bool = False
+    rate_limited: bool = True
 
     @property
     def openapi_path(self) -> str:
@@ -77,6 +78,7 @@ class Routes:
             op.handler = _validating(op, handler)
             op.handler.public = op.public  # read by the auth guard
             op.handler.any_role = op.any_role
+            op.handler.rate_limited = op.rate_limited  # read by the rate limiter
             self.operations.append(op)
             return handler
 

@@ -105,7 +105,6 @@ class ExecutionEvents:
 
     def __init__(self) -> None:
         self.bus: EventBus | None = None
-        self.running: str | None = None
         self._last_queue: tuple | None = None
 
     def handle(self, event: Any, data: Any) -> None:
@@ -137,7 +136,6 @@ class ExecutionEvents:
                                                "max": maximum, "type": kind, **extra}, "workflows")
 
     def _on_execution_start(self, data: dict) -> None:
-        self.running = data.get("prompt_id")
         self._progress(data.get("prompt_id"), "started")
 
     def _on_execution_cached(self, data: dict) -> None:
@@ -156,15 +154,12 @@ class ExecutionEvents:
                                              "output": copy.deepcopy(data.get("output"))}, "workflows")
 
     def _on_execution_success(self, data: dict) -> None:
-        self._ended(data)
         self._progress(data.get("prompt_id"), "completed", value=1)
 
     def _on_execution_interrupted(self, data: dict) -> None:
-        self._ended(data)
         self._progress(data.get("prompt_id"), "interrupted", data.get("node_id"))
 
     def _on_execution_error(self, data: dict) -> None:
-        self._ended(data)
         self._progress(data.get("prompt_id"), "failed", data.get("node_id"))
         node, node_type = _node(data.get("node_id")), data.get("node_type")
         message = f"{node_type or 'A node'} (node {node}) failed: {data.get('exception_message') or 'error'}"
@@ -172,10 +167,6 @@ class ExecutionEvents:
             "prompt_id": data.get("prompt_id"), "node_id": node, "node_type": node_type,
             "exception_type": data.get("exception_type"), "exception_message": data.get("exception_message"),
         }}, "workflows")
-
-    def _ended(self, data: dict) -> None:
-        if self.running == data.get("prompt_id"):
-            self.running = None
 
 
 def _node(node: Any) -> str | None:

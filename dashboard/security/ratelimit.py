@@ -61,6 +61,8 @@ def make_rate_limit(limiter: RateLimiter, auth: AuthService | None):
 
     @web.middleware
     async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
+        if not getattr(request.match_info.handler, "rate_limited", True):  # the page's own static files
+            return await handler(request)
         key, limit = None, limiter.anonymous
         token, _via = request_token(request)
         if auth is not None and token is not None:
