@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import shutil
 import statistics
 import subprocess
@@ -93,9 +94,14 @@ def hf_once(url: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def curl_once(url: str, folder: Path) -> float:
+def curl_once(url: str, folder: Path, durable: bool = False) -> float:
+    """curl to a file; `durable` also waits for the file to reach the disk, as the engine does."""
     start = time.perf_counter()
     subprocess.run(["curl", "-sSfL", "-o", str(folder / FILE), f"{url}/{REPO}/resolve/main/{FILE}"], check=True)
+    if durable:
+        fd = os.open(folder / FILE, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
     return time.perf_counter() - start
 
 
@@ -110,7 +116,7 @@ def main() -> None:
     hub_process.start()
     url, sha256 = urls.get(timeout=120)
     work = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
-    times: dict[str, list[float]] = {"engine (verified)": [], "hf_hub_download": [], "curl": []}
+    times: dict[str, list[float]] = {"engine (verified)": [], "hf_hub_download": [], "curl": [], "curl + fsync": []}
     lags: list[float] = []
     rss_growth = 0
     try:
@@ -123,8 +129,8 @@ def main() -> None:
                         elapsed, run_lags = asyncio.run(engine_once(url, sha256, folder))
                     lags += run_lags
                     rss_growth = max(rss_growth, rss.peak - rss.base)
-                elif name == "curl":
-                    elapsed = curl_once(url, folder)
+                elif name.startswith("curl"):
+                    elapsed = curl_once(url, folder, durable=name.endswith("fsync"))
                 else:
                     elapsed = hf_once(url, folder)
                 times[name].append(elapsed)
@@ -141,6 +147,7 @@ def main() -> None:
     engine = speeds["engine (verified)"]
     print(f"engine / hf_hub_download: {engine / speeds['hf_hub_download']:.2f}x (goal >= 2.5x)")
     print(f"engine / curl:            {engine / speeds['curl']:.2f}x (goal >= 0.6x)")
+    print(f"engine / curl + fsync:    {engine / speeds['curl + fsync']:.2f}x (the engine fsyncs before the rename)")
     print(f"loop lag during engine downloads: p50 {percentile(lags, 50):.2f} ms, p99 {percentile(lags, 99):.2f} ms "
           "(goal p99 < 20 ms)")
     print(f"peak RSS growth during engine downloads: {rss_growth / 1e6:.1f} MB (goal < 100 MB)")

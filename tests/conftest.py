@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hub import FakeHub, running_hub
 
 from dashboard.app import create_app
 from dashboard.comfy.folders import ensure_model_folders
@@ -33,3 +34,12 @@ def make_client(aiohttp_client, settings):
 async def client(make_client):
     """A client of the standalone app with no ComfyUI."""
     return await make_client()
+
+
+@pytest.fixture
+def hub():
+    """A fake Hugging Face hub on 127.0.0.1 (its URL in `hub.url`)."""
+    hub = FakeHub()
+    with running_hub(hub) as url:
+        hub.url = url
+        yield hub

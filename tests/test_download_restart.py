@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
 from hub import FakeHub, running_hub
 from real_comfyui import free_port
@@ -93,14 +92,6 @@ def test_kill_9_mid_file_then_restart_resumes_with_range(tmp_path):
     assert not part.exists()
     resumed = [r for r in hub.requests if r.method == "GET" and r.path == hub_file.url_path][-1]
     assert resumed.headers["Range"] == f"bytes={kept}-"
-
-
-@pytest.fixture
-def hub():
-    hub = FakeHub()
-    with running_hub(hub) as url:
-        hub.url = url
-        yield hub
 
 
 async def test_paused_stays_paused_and_finished_files_are_not_fetched_again(aiohttp_client, settings, hub):

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import pytest
 from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
-from hub import FakeHub, running_hub
 
 from dashboard.api.context import SERVICES
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def hub():
-    hub = FakeHub()
-    with running_hub(hub) as url:
-        hub.url = url
-        yield hub
 
 
 @pytest.fixture

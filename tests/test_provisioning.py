@@ -10,19 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 from downloads_support import Events, sha256_of, write_preset
-from hub import FakeHub, running_hub
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
 
 @pytest.fixture
-def hub():
-    hub = FakeHub()
+def hub(hub):
     hub.add_file("org/tiny", "tiny.safetensors", size=2 * MB)
-    with running_hub(hub) as url:
-        hub.url = url
-        yield hub
+    return hub
 
 
 def presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.CompletedProcess:
