@@ -1,4 +1,8 @@
-"""Rate limits: N requests a minute per address, more per token; headers on every response."""
+"""Rate limits: N requests a minute per address, more per token; headers on every response.
+
+The dashboard page and its static files (routes declared `rate_limited=False`) are not counted:
+loading the page must never use up the API's budget.
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from .downloads.sources import Tokens
 from .gpu import GpuReader
 from .model_index import ModelIndex
 from .models import ModelService, standalone_model_roots
+from .page import PageFiles
 from .presets import PresetService
 from .queue import QueueService
 from .system import SystemMonitor
@@ -61,6 +62,7 @@ class Services:
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password) if settings.enable_auth else None
+        self.page = PageFiles()
         self.started = False
 
     async def start(self) -> None:

@@ -1,0 +1,128 @@
+// A tiny DOM helper and the formatting every view shares. No framework: elements are made with h().
+
+/** h("button", {class: "x", onclick: fn, "aria-label": "..."}, "text", child, [more]) */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  setProps(el, props);
+  append(el, children);
+  return el;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** The same for SVG elements (attributes only). */
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) el.setAttribute(name, value);
+  append(el, children);
+  return el;
+}
+
+function setProps(el, props) {
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") el.className = value;
+    else if (name === "text") el.textContent = value;
+    else if (name === "style") Object.assign(el.style, value);
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "value" || name === "checked") el[name] = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+}
+
+/** Append children: strings, numbers, nodes, nested arrays; null/false are skipped. */
+export function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+/** Replace an element's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
+/** Make `list`'s children exactly `elements`, in order, moving only what must move (keeps focus inside). */
+export function place(list, elements) {
+  const wanted = new Set(elements);
+  for (const child of [...list.children]) if (!wanted.has(child)) child.remove();
+  elements.forEach((el, index) => {
+    if (list.children[index] !== el) list.insertBefore(el, list.children[index] || null);
+  });
+}
+
+let ids = 0;
+/** A unique id for label/aria wiring. */
+export const uid = (prefix = "id") => `${prefix}-${++ids}`;
+
+// ---- formatting ----
+
+/** 12.34 GB, 850.0 MB, 12 KB: binary units written GB/MB/KB, as the API's `size_gb` values are. */
+export function fmtBytes(bytes) {
+  if (bytes === null || bytes === undefined || Number.isNaN(bytes)) return "?";
+  const GB = 1024 ** 3;
+  if (bytes >= 1024 * GB) return `${(bytes / (1024 * GB)).toFixed(2)} TB`;
+  if (bytes >= GB) return `${(bytes / GB).toFixed(bytes >= 100 * GB ? 0 : 2)} GB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} B`;
+}
+
+/** A `..._gb` value of the API (GiB). */
+export const fmtGb = (gb) => (gb === null || gb === undefined ? "?" : fmtBytes(gb * 1024 ** 3));
+export const fmtPct = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v)}%`);
+
+/** "125 MB/s", as the server writes speeds in download_progress messages. */
+export function fmtRate(megabytesPerSecond) {
+  if (!megabytesPerSecond) return "0 KB/s";
+  return megabytesPerSecond >= 1 ? `${Math.round(megabytesPerSecond)} MB/s` : `${Math.round(megabytesPerSecond * 1000)} KB/s`;
+}
+
+/** "2m 30s", "1h 5m", "45s", as the server writes ETAs. */
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return null;
+  const s = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  if (hours) return `${hours}h ${minutes}m`;
+  return minutes ? `${minutes}m ${s % 60}s` : `${s % 60}s`;
+}
+
+/** A date (ISO string or seconds since the epoch) in the user's locale. */
+export function fmtDate(value) {
+  if (value === null || value === undefined) return "";
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString();
+}
+
+/** Call fn at most once per `ms`, the last call winning. */
+export function throttle(fn, ms) {
+  let timer = null;
+  let pending = false;
+  return function throttled() {
+    if (timer) {
+      pending = true;
+      return;
+    }
+    fn();
+    timer = setTimeout(function release() {
+      timer = null;
+      if (pending) {
+        pending = false;
+        throttled();
+      }
+    }, ms);
+  };
+}
+
+/** Call fn `ms` after the last call. */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}

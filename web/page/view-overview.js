@@ -1,0 +1,164 @@
+// Overview: CPU, RAM, disk and GPU gauges, storage by model type, active downloads, queue summary.
+
+import { api } from "./api.js";
+import { fill, fmtBytes, fmtGb, h, place } from "./dom.js";
+import { ACTIVE, on, refreshSystem, store } from "./store.js";
+import { bar, downloadRow, errorView, gauge, notice } from "./widgets.js";
+
+export const title = "Overview";
+
+export function mount(root) {
+  const cpu = gauge("CPU");
+  const ram = gauge("RAM");
+  const disk = gauge("Disk");
+  const gpuArea = h("div", { class: "gpu-list" });
+  const storageArea = h("div", { class: "storage" }, h("p", { class: "muted", text: "Reading storage…" }));
+  const downloadsArea = h("div");
+  const queueArea = h("div");
+  fill(root,
+    h("h1", { class: "view-title", text: "Overview" }),
+    h("div", { class: "overview-grid" },
+      section("System", "system", h("div", { class: "gauges" }, cpu.el, ram.el, disk.el)),
+      section("GPUs", "gpus", gpuArea),
+      section("Storage", "storage", storageArea),
+      section("Active downloads", "downloads", downloadsArea, h("a", { href: "#/downloads", class: "more", text: "All downloads" })),
+      section("Queue", "queue", queueArea, h("a", { href: "#/queue", class: "more", text: "Open the queue" }))));
+
+  let gpuCards = new Map();
+  const drawSystem = () => {
+    const s = store.system;
+    if (!s) return;
+    cpu.set(s.cpu);
+    ram.set(s.memory, s.memory_total_gb ? `${fmtGb((s.memory / 100) * s.memory_total_gb)} of ${fmtGb(s.memory_total_gb)}` : "");
+    disk.set(s.disk, s.disk_total_gb ? `${fmtGb(s.disk_used_gb)} of ${fmtGb(s.disk_total_gb)}` : "");
+    const gpus = s.gpus || [];
+    if (!gpus.length) {
+      gpuCards = new Map();
+      if (!gpuArea.querySelector(".no-gpu")) {
+        fill(gpuArea, h("p", { class: "no-gpu muted" }, h("strong", { text: "No GPU detected. " }),
+          "No NVIDIA GPU or driver answered; ComfyUI runs on the CPU here."));
+      }
+      return;
+    }
+    if (gpuCards.size !== gpus.length || gpus.some((g) => !gpuCards.has(g.index))) {
+      gpuCards = new Map(gpus.map((g) => [g.index, gpuCard(g)]));
+      fill(gpuArea, [...gpuCards.values()].map((c) => c.el));
+    }
+    for (const g of gpus) gpuCards.get(g.index).update(g);
+  };
+
+  const downloadsEmpty = h("p", { class: "muted", text: "No downloads running." });
+  const downloadsList = h("ul", { class: "download-list", "aria-label": "Active downloads" });
+  fill(downloadsArea, downloadsEmpty, downloadsList);
+  let rows = new Map(); // kept between messages, so a focused button stays where it is
+  let named = !!store.presets;
+  const drawDownloads = () => {
+    if (!named && store.presets) { // rows made before the preset names arrived: make them again
+      named = true;
+      rows = new Map();
+    }
+    const active = [...store.downloads.values()].filter((d) => ACTIVE.has(d.status) || d.status === "failed").slice(0, 5);
+    const next = new Map(active.map((d) => [d.id, rows.get(d.id) || downloadRow(d, { compact: true })]));
+    for (const d of active) next.get(d.id).update(d);
+    rows = next;
+    place(downloadsList, active.map((d) => rows.get(d.id).el));
+    downloadsEmpty.hidden = active.length > 0;
+  };
+
+  const drawQueue = () => {
+    const q = store.queue;
+    if (!q.loaded) {
+      fill(queueArea, h("p", { class: "muted", text: "Asking ComfyUI…" }));
+    } else if (q.error) {
+      fill(queueArea, notice("warn", errorView(q.error)));
+    } else {
+      const p = q.current && store.prompts.get(q.current.prompt_id);
+      fill(queueArea, h("dl", { class: "stats" },
+        stat("Running", q.running), stat("Pending", q.pending),
+        p && p.node ? stat("Node", `${p.node}${p.max > 1 ? ` · ${p.value}/${p.max}` : ""}`) : null));
+    }
+  };
+
+  const drawStorage = async () => {
+    try {
+      const [storage, types] = await Promise.all([api("api/system/storage"), api("api/models/types")]);
+      fill(storageArea, storageView(storage, types.types));
+    } catch (error) {
+      if (error.status !== 401) fill(storageArea, notice("error", errorView(error)));
+    }
+  };
+
+  drawSystem();
+  drawDownloads();
+  drawQueue();
+  drawStorage();
+  const offs = [on("system", drawSystem), on("downloads", drawDownloads), on("queue", drawQueue), on("prompts", drawQueue),
+    on("models", () => {
+      drawStorage();
+      refreshSystem().catch(() => {}); // the disk's used and free space
+    }), on("reconnected", drawStorage)];
+  return () => offs.forEach((off) => off());
+}
+
+function section(title, id, ...children) {
+  const headingId = `overview-${id}`;
+  return h("section", { class: `panel panel-${id}`, "aria-labelledby": headingId },
+    h("h2", { id: headingId, text: title }), ...children);
+}
+
+function stat(label, value) {
+  return h("div", { class: "stat" }, h("dt", { text: label }), h("dd", { text: String(value) }));
+}
+
+function gpuCard(g) {
+  const util = gauge(`GPU ${g.index} utilization`);
+  const vram = bar(`GPU ${g.index} VRAM`, { meter: true });
+  const vramText = h("span");
+  const temp = h("span", { class: "temp" });
+  const power = h("span", { class: "muted small-text" });
+  const el = h("div", { class: "gpu-card" },
+    h("div", { class: "gpu-name" }, h("strong", { text: g.name || `GPU ${g.index}` }),
+      g.visible_to_comfyui === false ? h("span", { class: "badge", text: "not ComfyUI's" }) : null),
+    h("div", { class: "gpu-body" }, util.el,
+      h("div", { class: "gpu-facts" },
+        h("div", null, h("span", { class: "fact-label", text: "VRAM " }), vramText), vram.el,
+        h("div", null, h("span", { class: "fact-label", text: "Temperature " }), temp),
+        h("div", null, power))));
+  return {
+    el,
+    update(next) {
+      util.set(next.utilization_percent);
+      vram.set(next.memory_percent, `${fmtGb(next.memory_used_gb)} of ${fmtGb(next.memory_total_gb)}`);
+      vramText.textContent = next.memory_total_gb ? `${fmtGb(next.memory_used_gb)} / ${fmtGb(next.memory_total_gb)}` : "n/a";
+      temp.textContent = next.temperature_c === null || next.temperature_c === undefined ? "n/a" : `${next.temperature_c} °C`;
+      temp.dataset.level = next.temperature_c >= 85 ? "alarm" : next.temperature_c >= 75 ? "warn" : "ok";
+      power.textContent = next.power_w ? `${Math.round(next.power_w)} W${next.power_limit_w ? ` of ${Math.round(next.power_limit_w)} W` : ""}` : "";
+    },
+  };
+}
+
+function storageView(storage, types) {
+  const volume = storage.workspace;
+  const models = storage.models;
+  const used = bar("Models volume used", { meter: true });
+  if (volume) used.set(volume.usage_percent, `${fmtGb(volume.used_gb)} of ${fmtGb(volume.total_gb)} used`);
+  const nonEmpty = types.filter((t) => t.count > 0).sort((a, b) => b.size_gb - a.size_gb);
+  const biggest = Math.max(...nonEmpty.map((t) => t.size_gb), 0.000001);
+  return [
+    volume ? h("div", { class: "volume" },
+      h("div", { class: "volume-text" }, h("span", { text: `${fmtGb(volume.used_gb)} used of ${fmtGb(volume.total_gb)}` }),
+        h("span", { class: "muted", text: `${fmtGb(volume.available_gb)} free` })), used.el,
+      h("p", { class: "muted small-text ellipsis", title: volume.path, text: volume.path })) : null,
+    h("p", { class: "models-total" }, h("strong", { text: `${models.count} model${models.count === 1 ? "" : "s"}` }),
+      ` · ${fmtBytes(models.total_size_bytes)}`),
+    nonEmpty.length
+      ? h("ul", { class: "type-bars" }, nonEmpty.map((t) => {
+        const fillEl = h("span", { class: "type-fill" });
+        fillEl.style.width = `${Math.max(2, (100 * t.size_gb) / biggest)}%`;
+        return h("li", null, h("a", { href: `#/models?type=${encodeURIComponent(t.id)}`, class: "type-name", text: t.name }),
+          h("span", { class: "type-track", "aria-hidden": "true" }, fillEl),
+          h("span", { class: "type-size", text: `${t.size_gb ? fmtGb(t.size_gb) : "< 0.01 GB"} · ${t.count}` }));
+      }))
+      : h("p", { class: "muted", text: "No model files yet: install a preset." }),
+  ];
+}
