@@ -26,6 +26,8 @@ async def test_dashboard_answers_inside_comfyui(comfyui):
         async with session.get(url + "/dashboard/api/comfyui/health") as response:
             body = await response.json()
             assert body["status"] == "healthy" and body["version"]
+        async with session.get(url + "/dashboard") as response:  # redirected to the page
+            assert response.status == 200 and str(response.url).endswith("/dashboard/")
 
 
 async def test_comfyui_own_routes_are_untouched(comfyui):

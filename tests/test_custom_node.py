@@ -113,3 +113,11 @@ async def test_presets_see_every_comfyui_model_folder(aiohttp_client, comfy_env)
     assert status["status"] == "installed"
     listing = await (await client.get("/dashboard/api/presets?type=video")).json()
     assert listing["filtered"] > 0
+
+
+async def test_dashboard_without_slash_leads_to_the_page(aiohttp_client, comfy_env):
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    response = await client.get("/dashboard", allow_redirects=False)
+    assert response.status == 301 and response.headers["Location"] == "dashboard/"
+    page = await client.get("/dashboard")
+    assert page.status == 200 and "<html" in (await page.text()).lower()

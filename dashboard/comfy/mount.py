@@ -59,9 +59,15 @@ def mount(prompt_server, folder_paths) -> Services:
 
     sub.on_startup.append(start)
     sub.on_cleanup.append(stop)
+    prompt_server.app.router.add_get(PREFIX, _to_page)  # "/dashboard" is no ComfyUI route: the page's door
     prompt_server.app.add_subapp(PREFIX, sub)
     log.info("ComfyUI Dashboard mounted at %s/", PREFIX)
     return services
+
+
+async def _to_page(request: web.Request) -> web.Response:
+    """/dashboard -> /dashboard/ (relative, so it works when ComfyUI sits under a sub-path)."""
+    raise web.HTTPMovedPermanently(location="dashboard/")
 
 
 async def _serve_port(services: Services, settings: Settings) -> list[web.AppRunner]:

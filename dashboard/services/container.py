@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from pathlib import Path
 
 from ..comfy.backend import ComfyBackend
 from ..config import Settings
 from ..errors import ApiError
 from ..events import EventBus
+from ..resources import shipped
 from ..store import Store
 from .auth import AuthService
 from .catalogue import Catalogue
@@ -28,9 +28,9 @@ from .workflows import WorkflowLibrary
 log = logging.getLogger("dashboard")
 
 #: The preset catalogue shipped with the package.
-SHIPPED_PRESETS = Path(__file__).resolve().parent.parent.parent / "presets"
+SHIPPED_PRESETS = shipped("presets")
 #: The workflows shipped with the package.
-SHIPPED_WORKFLOWS = SHIPPED_PRESETS.parent / "workflows"
+SHIPPED_WORKFLOWS = shipped("workflows")
 
 
 class Services:

@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..resources import shipped
+
 #: The page's folder in this source tree.
-PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "page"
+PAGE_DIR = shipped("web") / "page"
 #: File extension -> the Content-Type it is served with.
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
