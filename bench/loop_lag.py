@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
-    settings = Settings.from_env({}, workspace=str(workspace), status_interval="0.5")
+    settings = Settings.from_env({}, workspace=str(workspace), status_interval="0.5",
+                                 rate_limit="10000000")  # the limiter runs, never refuses
 
     with ThreadedServer(trivial_app) as server:
         asyncio.run(load(server.url + "/", 5, 0.5))  # warm up

@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
-    settings = Settings.from_env({}, workspace=str(workspace), official_templates="false")
+    settings = Settings.from_env({}, workspace=str(workspace), official_templates="false",
+                                 rate_limit="10000000")  # the limiter runs, never refuses
     write_presets(settings.data_dir / "presets", args.presets)
 
     with ThreadedServer(lambda: create_app(settings)) as server:
