@@ -60,7 +60,7 @@ def build_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[OPERATIONS] = all_operations(TABLES)
     app[RATE_LIMITER] = limiter
-    hub = Hub(services, services.auth.verify_async if services.auth else None)
+    hub = Hub(services, services.auth.verify if services.auth else None)
     app[HUB] = hub
 
     async def close_hub(_app: web.Application) -> None:

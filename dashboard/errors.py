@@ -9,7 +9,6 @@ shape. No traceback ever reaches a client; unexpected exceptions are logged with
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -112,8 +111,6 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return error_response(from_http_exception(exc))
-    except json.JSONDecodeError as exc:
-        return error_response(invalid("Request body is not valid JSON", position=exc.pos))
     except Exception:
         log.exception("Unhandled error in %s %s", request.method, request.path)
         return error_response(ApiError("INTERNAL_ERROR", "Internal server error"))

@@ -2,8 +2,7 @@
 
 `publish` is synchronous and never blocks: it only calls the subscribers, which must be quick
 (typically putting the event on a queue of their own). A failing subscriber is logged and does
-not stop the others. Publish only from the event loop's thread; from another thread use
-`publish_threadsafe`.
+not stop the others. Publish only from the event loop's thread.
 """
 
 from __future__ import annotations
@@ -32,13 +31,8 @@ Subscriber = Callable[[Event], None]
 class EventBus:
     """Fan-out of events to subscribers, in subscription order."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
-        self._loop = loop
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember the loop that `publish_threadsafe` hands events to."""
-        self._loop = loop
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns the function that removes it."""
@@ -58,12 +52,6 @@ class EventBus:
                 subscriber(event)
             except Exception:
                 log.exception("Event subscriber failed on %s", type_)
-
-    def publish_threadsafe(self, type_: str, data: dict[str, Any], channel: str) -> None:
-        """Publish from a thread that is not the loop's."""
-        if self._loop is None or self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self.publish, type_, data, channel)
 
     def queue(self, maxsize: int = 0) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
         """A queue that receives every event (oldest dropped when full), and its unsubscribe."""

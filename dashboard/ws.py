@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from .errors import ApiError
 from .events import Event
 from .services.container import Services
+from .services.queue import NOT_GIVEN
 
 log = logging.getLogger("dashboard.ws")
 
@@ -36,13 +37,12 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 HEARTBEAT_SECONDS = 20
 AUTH_TIMEOUT = 5.0
 CLOSE_UNAUTHORIZED = 4401
-CLOSE_TOO_SLOW = 4008
 
 #: Event type -> the field whose value replaces an older waiting message with the same value.
 COALESCE = {"download_progress": "download_id", "system_status": None, "queue_update": None,
             "workflow_progress": "prompt_id"}
 
-Authenticator = Callable[[str], Awaitable[dict[str, Any]]]
+Authenticator = Callable[[str], dict[str, Any]]
 ActionHandler = Callable[[Services, dict[str, Any]], Awaitable[Any]]
 
 _CHANNEL_LIST = {"type": "array", "items": {"enum": list(CHANNELS)}, "minItems": 1, "uniqueItems": True}
@@ -67,10 +67,11 @@ _STR = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
 async def _execute(services: Services, data: dict[str, Any]) -> Any:
-    return await services.queue.execute(data.get("workflow"), data.get("workflow_id"), data.get("priority", 0))
+    return await services.queue.execute(data.get("workflow", NOT_GIVEN), data.get("workflow_id"),
+                                        data.get("priority", 0))
 
 
-#: action name -> (schema of its data, handler, changes state)
+#: action name -> (schema of its data, handler); every action needs an administrator when auth is on
 ACTIONS: dict[str, tuple[Draft202012Validator, ActionHandler]] = {
     "install_preset": (_obj(["preset_id"], preset_id=_STR, force={"type": "boolean"},
                             priority={"enum": ["high", "normal", "low"]}),
@@ -175,7 +176,7 @@ class Connection:
     async def shutdown(self) -> None:
         if self._sender is not None:
             self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a peer that went away
                 await self._sender
         if not self.socket.closed and not self.dropped:
             with contextlib.suppress(Exception):
@@ -191,7 +192,7 @@ class Connection:
             except (asyncio.TimeoutError, ValueError, TypeError):
                 token = None
         try:
-            self.user = await self.hub.authenticate(token) if token else None
+            self.user = self.hub.authenticate(token) if token else None
         except ApiError:
             self.user = None
         if self.user is None:
@@ -274,7 +275,10 @@ class Connection:
                 _key, message = self._outbox.popitem(last=False)
                 if message.get("id", ...) is None:
                     message = {k: v for k, v in message.items() if k != "id"}
-                await self.socket.send_str(json.dumps(message, default=str))
+                try:
+                    await self.socket.send_str(json.dumps(message, default=str))
+                except (ConnectionError, RuntimeError):  # the peer went away; the reader loop ends too
+                    return
 
     def _drop(self) -> None:
         """A client that cannot keep up: stop queueing for it and cut the connection."""

@@ -303,3 +303,38 @@ async def test_pausing_a_finished_download_is_a_conflict(dl, settings, hub):
     response = await client.post(f"/api/downloads/{download_id}/pause")
     assert response.status == 409
     assert (await response.json())["error"]["details"]["status"] == "completed"
+
+
+async def test_two_clicks_make_one_download(dl, settings, hub):
+    import asyncio
+
+    hub_file = one_file_preset(settings, hub, size=4 * MB)
+    hub_file.faults.throttle_bps = MB
+    client, _events = await dl()
+    first, second = await asyncio.gather(install(client, "TINY"), install(client, "TINY"))
+    assert first["download_id"] == second["download_id"]
+    assert (await (await client.get("/api/downloads")).json())["total"] == 1
+
+
+async def test_installing_a_paused_preset_resumes_it(dl, settings, hub):
+    hub_file = one_file_preset(settings, hub, size=4 * MB)
+    hub_file.faults.throttle_bps = MB
+    client, events = await dl()
+    download_id = (await install(client, "TINY"))["download_id"]
+    await client.post(f"/api/downloads/{download_id}/pause")
+    hub_file.faults.throttle_bps = None
+    assert (await install(client, "TINY"))["download_id"] == download_id
+    assert (await events.wait("download_complete"))["status"] == "success"
+
+
+async def test_an_unreachable_hub_is_retried_then_reported(make_client, settings):
+    from real_comfyui import free_port
+
+    write_preset(settings, "TINY", [{"path": "loras/tiny.safetensors", "repo": "org/tiny", "file": "tiny.safetensors",
+                                     "size": MB}])
+    client = await make_client(hf_endpoint=f"http://127.0.0.1:{free_port()}")
+    client.app[SERVICES].downloads.transfer.retry = FAST_RETRY
+    events = Events(client)
+    await install(client, "TINY")
+    error = await events.wait("error")
+    assert error["details"]["reason"] == "network" and "Gave up after" in error["message"]

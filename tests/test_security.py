@@ -262,3 +262,20 @@ async def test_cors_wildcard(make_client):
     client = await make_client(cors_origins=("*",))
     response = await client.get("/health", headers={"Origin": "http://any.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_the_page_behind_an_https_proxy_may_change_state(client):
+    host = client.make_url("").host + ":" + str(client.make_url("").port)
+    response = await client.post("/api/downloads/dl_x/pause", headers={"Origin": f"https://{host}"})
+    assert response.status == 404  # the guard let it through; no such download
+
+
+async def test_a_failed_start_stops_what_it_started(settings):
+    from dashboard.comfy.backend import UnavailableBackend
+    from dashboard.services.container import Services
+
+    (settings.data_dir / "dashboard.db").mkdir()  # the database cannot be opened
+    services = Services(settings, UnavailableBackend())
+    with pytest.raises(Exception):  # noqa: B017 - sqlite's own error
+        await services.start()
+    assert services.system._task is None and services.started is False

@@ -181,3 +181,15 @@ async def test_websocket_from_a_foreign_page_is_refused(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws", headers={"Origin": "http://evil.example"})
     assert refused.value.status == 403
+
+
+async def test_clients_that_vanish_leave_no_server_error(client, caplog):
+    bus = client.app[SERVICES].bus
+    for _ in range(5):
+        socket = await client.ws_connect("/ws")
+        await socket.send_json({"type": "subscribe", "channels": ["downloads"]})
+        await receive(socket, "snapshot")
+        socket._response.connection.transport.abort()  # the tab is gone, no close frame
+        bus.publish("download_complete", {"download_id": "dl_x"}, "downloads")
+    await asyncio.wait_for(_until(lambda: not client.app[HUB].connections), 10)
+    assert "Unhandled error" not in caplog.text

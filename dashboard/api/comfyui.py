@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..comfy.protocol import MAX_PRIORITY, MIN_PRIORITY
-from ..errors import invalid
+from ..services.queue import NOT_GIVEN
 from .context import services
 from .routing import Routes
 from .schemas import ANY_OBJECT, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
@@ -57,7 +57,7 @@ _COMFYUI_ERRORS = ["COMFYUI_UNAVAILABLE"]
 @routes.get("/api/comfyui/health", summary="Is ComfyUI answering, its version and queue size",
             response=COMFYUI_HEALTH, errors=_COMFYUI_ERRORS)
 async def comfyui_health(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).backend.health())
+    return web.json_response(await services(request).queue.health())
 
 
 @routes.post("/api/comfyui/execute", summary="Queue a workflow on ComfyUI", body=EXECUTE_BODY, response=EXECUTED,
@@ -68,9 +68,7 @@ async def comfyui_health(request: web.Request, params: dict) -> web.Response:
                          "QUEUE_FULL when DASHBOARD_MAX_QUEUE prompts are already pending. `number` is ComfyUI's "
                          "queue number: lower runs first; priority p gives `sequence - p * 1e9`.")
 async def execute(request: web.Request, params: dict) -> web.Response:
-    if ("workflow" in params) == ("workflow_id" in params):
-        raise invalid("Give either 'workflow' (an API-format workflow) or 'workflow_id'", field="workflow")
-    answer = await services(request).queue.execute(params.get("workflow"), params.get("workflow_id"),
+    answer = await services(request).queue.execute(params.get("workflow", NOT_GIVEN), params.get("workflow_id"),
                                                    int(params.get("priority", 0)))
     return web.json_response(answer)
 

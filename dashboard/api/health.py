@@ -16,12 +16,15 @@ routes = Routes("health")
 HEALTH = obj(status={"type": "string", "enum": ["healthy"]}, version=STRING, timestamp=TIMESTAMP)
 
 
-def package_version() -> str:
-    """The installed distribution's version, else the source tree's."""
+def _package_version() -> str:
+    """The installed distribution's version, else the source tree's (read once: it scans sys.path)."""
     try:
         return metadata.version("comfyui-dashboard")
     except metadata.PackageNotFoundError:
         return __version__
+
+
+VERSION = _package_version()
 
 
 @routes.get("/health", summary="Dashboard health", response=HEALTH, public=True)
@@ -29,6 +32,6 @@ async def health(request: web.Request, params: dict) -> web.Response:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     return web.json_response({
         "status": "healthy",
-        "version": package_version(),
+        "version": VERSION,
         "timestamp": now.isoformat().replace("+00:00", "Z"),
     })

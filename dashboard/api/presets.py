@@ -12,7 +12,6 @@ from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, ar
 
 routes = Routes("presets")
 
-PRESET_ID = {"type": "string"}
 _STATES = ["not_installed", "partial", "installing", "paused", "installed", "failed"]
 
 PRESET_SUMMARY = obj(

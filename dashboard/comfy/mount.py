@@ -43,11 +43,10 @@ def mount(prompt_server, folder_paths) -> Services:
     async def start(_app: web.Application) -> None:
         try:
             await services.start()
+            if settings.port is not None:
+                runner.extend(await _serve_port(services, settings))
         except Exception:
-            log.exception("ComfyUI Dashboard could not start its services; ComfyUI continues without them")
-            return
-        if settings.port is not None:
-            runner.extend(await _serve_port(services, settings))
+            log.exception("ComfyUI Dashboard could not start; ComfyUI continues without it")
 
     async def stop(_app: web.Application) -> None:
         try:

@@ -11,6 +11,7 @@ page the user happens to visit cannot drive a dashboard listening on localhost.
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
 
 from ..errors import ApiError
 from ..services.auth import AuthService
@@ -31,7 +32,14 @@ def request_token(request: web.Request) -> tuple[str | None, str | None]:
 
 
 def same_origin(request: web.Request, origin: str) -> bool:
-    return origin == f"{request.scheme}://{request.host}"
+    """Whether a browser's Origin is this server's own host and port. The scheme is not compared:
+    behind an HTTPS proxy the request arrives as plain http, so a missing port means the origin's."""
+    try:
+        theirs = URL(origin)
+        ours = URL(f"{theirs.scheme}://{request.host}")
+    except ValueError:
+        return False
+    return bool(theirs.host) and (theirs.host, theirs.port) == (ours.host, ours.port)
 
 
 def origin_allowed(request: web.Request, cors_origins: tuple[str, ...]) -> bool:

@@ -59,14 +59,18 @@ def load_secret(configured: str | None, data_dir: Path) -> str:
         return configured
     path = data_dir / "secret.key"
     try:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
+        if len(kept) >= 32:
+            return kept
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = path.with_name(f"secret.key.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
+    os.replace(partial, path)  # never a half-written secret
     return secret
 
 
@@ -140,10 +144,6 @@ class AuthService:
         if claims["jti"] in self._revoked or claims.get("role") not in ROLES:
             raise ApiError("UNAUTHORIZED", "Token revoked; log in again")
         return {"username": claims["sub"], "role": claims["role"], "jti": claims["jti"], "exp": claims["exp"]}
-
-    async def verify_async(self, token: str) -> dict[str, Any]:
-        """`verify`, as the WebSocket hub calls it."""
-        return self.verify(token)
 
     async def logout(self, user: dict[str, Any]) -> None:
         """Revoke the token the user presented."""

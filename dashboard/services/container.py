@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 
@@ -66,21 +65,33 @@ class Services:
         self.started = False
 
     async def start(self) -> None:
-        """Start background work; idempotent."""
+        """Start background work; idempotent. A start that fails stops what it had started."""
         if self.started:
             return
-        self.bus.bind(asyncio.get_running_loop())
-        await self.backend.start()
-        await self.system.start()
-        await self.store.open()
-        if self.auth is not None:
-            await self.auth.start()
-        elif self.settings.port is not None and not _loopback(self.settings.host):
-            log.warning("Authentication is off and the dashboard listens on %s: anyone who can reach it can "
-                        "control this machine. Set ENABLE_AUTH=true and DASHBOARD_ADMIN_PASSWORD.", self.settings.host)
-        await self.downloads.start()
         self.started = True
+        try:
+            self._read_model_roots()
+            await self.backend.start()
+            await self.system.start()
+            await self.store.open()
+            if self.auth is not None:
+                await self.auth.start()
+            elif self.settings.port is not None and not _loopback(self.settings.host):
+                log.warning("Authentication is off and the dashboard listens on %s: anyone who can reach it can "
+                            "control this machine. Set ENABLE_AUTH=true and DASHBOARD_ADMIN_PASSWORD.",
+                            self.settings.host)
+            await self.downloads.start()
+        except BaseException:
+            await self.stop()
+            raise
         await self.install_requested(self.settings.preset_download)
+
+    def _read_model_roots(self) -> None:
+        """Inside ComfyUI, read its model folders again now: custom nodes loaded after this one add some."""
+        roots = self.backend.model_roots()
+        if roots:
+            self.models.roots = {name: list(paths) for name, paths in roots.items()}
+            self.catalogue.folder_types = set(roots)
 
     async def install_requested(self, preset_ids: tuple[str, ...]) -> None:
         """Queue the installs asked for at start (PRESET_DOWNLOAD); problems are logged, not raised."""

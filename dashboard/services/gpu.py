@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .sizes import gb
+
 log = logging.getLogger("dashboard.gpu")
 
 try:  # pragma: no cover - depends on the machine
@@ -92,8 +94,8 @@ class GpuReader:
             "uuid": _text(uuid),
             "pci_bus_id": bus_id,
             "utilization_percent": util.gpu if util is not None else None,
-            "memory_used_gb": _gb(memory.used) if memory is not None else None,
-            "memory_total_gb": _gb(memory.total) if memory is not None else None,
+            "memory_used_gb": gb(memory.used) if memory is not None else None,
+            "memory_total_gb": gb(memory.total) if memory is not None else None,
             "memory_percent": round(100 * memory.used / memory.total, 1) if memory and memory.total else None,
             "temperature_c": temperature,
             "power_w": round(power / 1000, 1) if power is not None else None,
@@ -118,7 +120,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value
-
-
-def _gb(n: int) -> float:
-    return round(n / 1024**3, 2)

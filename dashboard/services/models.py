@@ -18,7 +18,6 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ..errors import ApiError, invalid
 from .model_index import PARTIAL_SUFFIXES, ModelIndex, Row
 from .preset_schema import Preset
 from .presets import PresetService
-from .sizes import gb
+from .sizes import gb, iso_utc
 from .system import SystemMonitor
 
 log = logging.getLogger("dashboard.models")
@@ -117,7 +116,7 @@ class _Inventory:
         if entry is None:
             folder_type, _relpath, _root, size, modified = self.rows[path]
             entry = self.entries[path] = {"path": path, "type": folder_type, "size_gb": gb(size),
-                                          "size_bytes": size, "modified": _iso(modified)}
+                                          "size_bytes": size, "modified": iso_utc(modified)}
         return entry
 
 
@@ -401,7 +400,3 @@ def _strings(value: Any, into: set[str], depth: int = 0) -> None:
     elif depth < 8 and isinstance(value, list):
         for item in value:
             _strings(item, into, depth + 1)
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

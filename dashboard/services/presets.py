@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from huggingface_hub import hf_hub_url
@@ -12,7 +11,7 @@ from ..errors import ApiError
 from .catalogue import Catalogue
 from .model_index import ModelIndex
 from .preset_schema import Preset, PresetFile
-from .sizes import gb, human_size
+from .sizes import gb, human_size, iso_utc
 
 
 class InstallProgress(Protocol):
@@ -78,7 +77,7 @@ class PresetService:
         installed = self._complete(states)
         return {
             **self._summary(preset, installed),
-            "install_date": _iso(max(s.modified for s in states if s.installed)) if installed else None,
+            "install_date": iso_utc(max(s.modified for s in states if s.installed)) if installed else None,
             "license": preset.license,
             "requirements": {"vram_gb": preset.vram_gb, "disk_gb": gb(preset.download_bytes)},
             "files": [self._file(s) for s in states],
@@ -170,7 +169,3 @@ class PresetService:
             "optional": f.optional,
             "installed": state.installed,
         }
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -14,8 +14,11 @@ from typing import Any
 
 from ..comfy.backend import ComfyBackend
 from ..comfy.protocol import PRIORITY_KEY
-from ..errors import ApiError
+from ..errors import ApiError, invalid
 from .workflows import WorkflowLibrary, check_api_workflow
+
+#: `execute(workflow=...)` left out (a JSON null is a workflow, an invalid one).
+NOT_GIVEN: Any = object()
 
 _ENDINGS = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -27,14 +30,21 @@ class QueueService:
         self.backend = backend
         self.workflows = workflows
 
-    async def execute(self, workflow: Any = None, workflow_id: str | None = None, priority: int = 0) -> dict[str, Any]:
+    async def execute(self, workflow: Any = NOT_GIVEN, workflow_id: str | None = None, priority: int = 0
+                      ) -> dict[str, Any]:
         """Queue a workflow (given, or from the library by id): `{prompt_id, number, status, priority}`."""
+        if (workflow is NOT_GIVEN) == (workflow_id is None):
+            raise invalid("Give either 'workflow' (an API-format workflow) or 'workflow_id'", field="workflow")
         if workflow_id is not None:
             workflow = await self.workflows.executable(workflow_id)
         check_api_workflow(workflow)
         answer = await self.backend.submit(workflow, priority)
         return {"prompt_id": answer["prompt_id"], "number": answer["number"], "status": "queued",
                 "priority": priority, "node_errors": answer.get("node_errors") or {}}
+
+    async def health(self) -> dict[str, Any]:
+        """ComfyUI's version and queue size; COMFYUI_UNAVAILABLE when it does not answer."""
+        return await self.backend.health()
 
     async def queue(self) -> dict[str, Any]:
         """`{queue_running, queue_pending}`, each in run order."""

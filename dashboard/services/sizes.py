@@ -1,6 +1,8 @@
-"""Human-readable sizes, rates and durations, as the API and the WebSocket show them."""
+"""Human-readable sizes, rates, durations and times, as the API and the WebSocket show them."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 _UNITS = ((1024**4, "TB"), (1024**3, "GB"), (1024**2, "MB"), (1024, "KB"))
 
@@ -32,3 +34,8 @@ def human_duration(seconds: int | None) -> str | None:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def iso_utc(timestamp: float) -> str:
+    """A Unix time as "2026-02-15T10:30:00Z"."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,7 @@ import psutil
 from ..comfy.backend import ComfyBackend
 from ..events import EventBus
 from .gpu import GpuReader
+from .sizes import gb
 
 log = logging.getLogger("dashboard.system")
 
@@ -91,10 +92,6 @@ class SystemMonitor:
             "sampled_at": s["sampled_at"],
         }
 
-    def disk(self) -> dict[str, Any]:
-        """The models volume's usage from the last sample."""
-        return self._sample["disk"]
-
     async def disk_now(self) -> dict[str, Any] | None:
         """The models volume's usage read now (off the loop), for answers that must not lag a deletion."""
         return await asyncio.get_running_loop().run_in_executor(None, _disk_usage, self._disk_path)
@@ -126,8 +123,8 @@ class SystemMonitor:
         return {
             "cpu_percent": round(psutil.cpu_percent(interval=None), 1),
             "memory_percent": round(memory.percent, 1),
-            "memory": {"used_gb": _gb(memory.total - memory.available), "total_gb": _gb(memory.total),
-                       "available_gb": _gb(memory.available)},
+            "memory": {"used_gb": gb(memory.total - memory.available), "total_gb": gb(memory.total),
+                       "available_gb": gb(memory.available)},
             "gpu_percent": max((g["utilization_percent"] for g in visible), default=None),
             "gpus": gpus,
             "disk": disk,
@@ -148,9 +145,9 @@ def _disk_usage(path: Path) -> dict[str, Any] | None:
         return None
     return {
         "path": str(path),
-        "used_gb": _gb(usage.used),
-        "total_gb": _gb(usage.total),
-        "available_gb": _gb(usage.free),
+        "used_gb": gb(usage.used),
+        "total_gb": gb(usage.total),
+        "available_gb": gb(usage.free),
         "usage_percent": round(usage.percent, 1),
     }
 
@@ -158,7 +155,3 @@ def _disk_usage(path: Path) -> dict[str, Any] | None:
 def _empty_sample() -> dict[str, Any]:
     return {"cpu_percent": None, "memory_percent": None, "memory": None, "gpu_percent": None, "gpus": [],
             "disk": None, "disk_used_gb": None, "disk_total_gb": None, "sampled_at": None}
-
-
-def _gb(n: float) -> float:
-    return round(n / 1024**3, 2)

@@ -121,6 +121,7 @@ class DownloadManager:
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
         self._stopping = False
+        self._installing = asyncio.Lock()
 
     # lifecycle
 
@@ -152,11 +153,20 @@ class DownloadManager:
     # commands
 
     async def install(self, preset_id: str, force: bool = False, priority: str = "normal") -> dict[str, Any]:
-        """Queue a preset's missing files (dependencies first); the body of POST .../install."""
+        """Queue a preset's missing files (dependencies first); the body of POST .../install.
+
+        Installing a preset that already has a download answers that download (resuming it if paused).
+        """
+        async with self._installing:  # one decision at a time: two clicks make one job
+            return await self._install(preset_id, force, priority)
+
+    async def _install(self, preset_id: str, force: bool, priority: str) -> dict[str, Any]:
         await self.presets.refresh()
         preset = self.presets.require(preset_id)
         for job in self.jobs.values():
             if job.preset_id == preset_id and job.status in ACTIVE:
+                if job.status == "paused":
+                    await self.resume(job.id)
                 return self._install_answer(job)
         await self.models.refresh(force=True)
         if not force and self.presets.is_installed(preset):

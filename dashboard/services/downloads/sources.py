@@ -62,17 +62,15 @@ class Tokens:
     hf_endpoint: str | None = None
     civitai_token: str | None = None
 
-    @property
-    def hf_host(self) -> str:
-        return urlparse(self.hf_endpoint or DEFAULT_HF_ENDPOINT).netloc
-
     def headers_for(self, url: str) -> dict[str, str]:
         """The Authorization header for a request to `url`, if a token belongs to its host."""
         parsed = urlparse(url)
-        if self.hf_token and parsed.netloc == self.hf_host:
+        hub = urlparse(self.hf_endpoint or DEFAULT_HF_ENDPOINT)
+        if self.hf_token and (parsed.scheme, parsed.netloc) == (hub.scheme, hub.netloc):
             return {"Authorization": f"Bearer {self.hf_token}"}
         host = parsed.hostname or ""
-        if self.civitai_token and any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS):
+        if self.civitai_token and parsed.scheme == "https" and any(
+                host == h or host.endswith("." + h) for h in CIVITAI_HOSTS):
             return {"Authorization": f"Bearer {self.civitai_token}"}
         return {}
 
@@ -125,7 +123,7 @@ async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
             raise download_failed(f"Hugging Face refused {repo}/{file} ({status}): check HF_TOKEN",
                                   reason="unauthorized", token="HF_TOKEN", **where) from None
         raise RetryableError(f"Hugging Face answered {status} for {repo}/{file}") from None
-    except OSError as exc:  # connection errors and timeouts of the HTTP client
+    except Exception as exc:  # the HTTP client's own connection errors and timeouts
         raise RetryableError(f"Hugging Face is not reachable: {exc.__class__.__name__}") from None
     etag = (meta.etag or "").lower() or None
     return Resolved(url=url, size=meta.size, etag=meta.etag, commit=meta.commit_hash,

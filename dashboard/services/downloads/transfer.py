@@ -328,8 +328,8 @@ class _Writer:
                 self._unsynced += len(piece)
             if self._unsynced >= SYNC_EVERY:  # start writeback early, so the final fsync is short
                 self._unsynced = 0
-                self._syncer.submit(os.fdatasync, self._file.fileno())
-        except OSError as exc:
+                self._syncer.submit(getattr(os, "fdatasync", os.fsync), self._file.fileno())
+        except Exception as exc:  # reported by the next write or by finish()
             self._error = exc
 
     def _hash(self, data: bytes) -> None:
