@@ -19,6 +19,7 @@ import yaml
 
 from .preset_schema import Preset, PresetError, parse_preset
 from .templates import load_template_presets, templates_dir
+from .watch import folder_signature
 
 log = logging.getLogger("dashboard.presets")
 
@@ -78,7 +79,7 @@ class Catalogue:
             presets, errors = load_template_presets(folder, self.folder_types) if folder else ([], [])
             self._templates = _Loaded(tuple(presets), tuple(errors))
             changed = True
-        signature = _signature(self.user_dir)
+        signature = folder_signature(self.user_dir, _PATTERNS, recursive=True)
         if signature != self._user_signature:
             self._user = _load_dir(self.user_dir, "user", self.folder_types)
             self._user_signature = signature
@@ -105,13 +106,6 @@ class Catalogue:
         self.errors = errors
         self.categories = sorted({p.category for p in merged.values()})
 
-
-def _signature(folder: Path) -> tuple:
-    try:
-        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                            for pattern in _PATTERNS for p in folder.rglob(pattern)))
-    except OSError:
-        return ()
 
 
 def _load_dir(folder: Path, source: str, folder_types: set[str]) -> _Loaded:

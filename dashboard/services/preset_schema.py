@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from ..comfy.folders import canonical_type
 
 CATEGORIES = {"Video Generation": "video", "Image Generation": "image", "Audio Generation": "audio"}
+CATEGORY_BY_TYPE = {kind: category for category, kind in CATEGORIES.items()}
 HF_HOSTS = {"huggingface.co", "hf.co"}
 
 _FILE = {

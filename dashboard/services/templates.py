@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .preset_schema import Preset, PresetError, parse_preset
+from .preset_schema import CATEGORY_BY_TYPE, Preset, PresetError, parse_preset
 
 log = logging.getLogger("dashboard.presets")
 
-_CATEGORY_BY_MEDIA = {"video": "Video Generation", "audio": "Audio Generation", "image": "Image Generation"}
 _GB = 1024**3
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,200}$")
 
 
 def templates_dir() -> Path | None:
@@ -44,7 +44,7 @@ def load_template_presets(folder: Path, folder_types: set[str]) -> tuple[list[Pr
     """Every template in `folder` that declares models, as a preset; and the templates that could not be used."""
     presets: list[Preset] = []
     errors: list[dict[str, str]] = []
-    for entry in _index_entries(folder):
+    for entry in template_entries(folder):
         path = folder / f"{entry['name']}.json"
         try:
             models = template_models(json.loads(path.read_text(encoding="utf-8")))
@@ -82,20 +82,24 @@ def template_preset_id(name: str) -> str:
     return "TEMPLATE_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")[:70]
 
 
-def _index_entries(folder: Path) -> Iterator[dict[str, Any]]:
+def template_entries(folder: Path) -> Iterator[dict[str, Any]]:
+    """Each template of the folder's index.json whose JSON file is there, with its group's title as `group`."""
     try:
         index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         log.warning("Official templates: no usable index.json in %s (%s)", folder, exc)
         return
-    for group in index:
+    for group in index if isinstance(index, list) else []:
+        if not isinstance(group, dict):
+            continue
         for entry in group.get("templates") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and "/" not in entry["name"]:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and _TEMPLATE_NAME.match(name) and (folder / f"{name}.json").is_file():
                 yield {**entry, "group": group.get("title") or group.get("category") or ""}
 
 
 def _preset(entry: dict[str, Any], models: list[dict[str, str]], folder_types: set[str]) -> Preset:
-    category = _CATEGORY_BY_MEDIA.get(entry.get("mediaType"), "Image Generation")
+    category = CATEGORY_BY_TYPE.get(entry.get("mediaType"), "Image Generation")
     size = float(entry.get("size") or 0)
     total = size if size > 10_000 else size * _GB  # newer indexes give bytes, older ones GB
     each = max(1, int(total / len(models))) if total else 1  # the index gives a total only: an estimate

@@ -31,8 +31,9 @@ from jsonschema import Draft202012Validator
 from ..comfy.folders import MODEL_EXTENSIONS, canonical_type
 from ..errors import ApiError
 from .catalogue import Catalogue
-from .preset_schema import CATEGORIES
-from .templates import template_models, template_preset_id, templates_dir
+from .preset_schema import CATEGORY_BY_TYPE
+from .templates import template_entries, template_models, template_preset_id, templates_dir
+from .watch import folder_signature
 
 log = logging.getLogger("dashboard.workflows")
 
@@ -41,7 +42,6 @@ SOURCES = ("shipped", "user", "template")
 _MAX_FILE_BYTES = 32 * 1024**2
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-_CATEGORY_BY_MEDIA = {media: category for category, media in CATEGORIES.items()}
 
 #: Loader inputs that name a model file, and the model folder type they read from.
 LOADER_INPUTS = {
@@ -297,7 +297,7 @@ class WorkflowLibrary:
             self._shipped = await loop.run_in_executor(None, _load_dir, self.shipped_dir, "shipped")
         if self._templates is None:
             self._templates = await loop.run_in_executor(None, _load_templates, self.use_templates)
-        signature = await loop.run_in_executor(None, _signature, self.user_dir)
+        signature = await loop.run_in_executor(None, folder_signature, self.user_dir, ("*.json",))
         if signature != self._user_signature:
             self._user = await loop.run_in_executor(None, _load_dir, self.user_dir, "user")
             self._user_signature = signature
@@ -346,12 +346,6 @@ def _with_preset(entry: Workflow, preset: str) -> Workflow:
 def _user_path(workflow_id: str) -> str:
     return f"workflows/user/{workflow_id}.json"
 
-
-def _signature(folder: Path) -> tuple:
-    try:
-        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.json")))
-    except OSError:
-        return ()
 
 
 def _read_json(path: Path) -> Any:
@@ -415,22 +409,14 @@ def _load_templates(enabled: bool) -> _Loaded:
     folder = templates_dir() if enabled else None
     if folder is None:
         return loaded
-    try:
-        index = _read_json(folder / "index.json")
-    except (OSError, ValueError) as exc:
-        loaded.errors.append({"file": "template:index.json", "error": f"unreadable: {exc}"})
-        return loaded
-    for group in index if isinstance(index, list) else []:
-        for entry in group.get("templates") or [] if isinstance(group, dict) else []:
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not _FILE_NAME.match(name) or not (folder / f"{name}.json").is_file():
-                continue
-            workflow_id = TEMPLATE_PREFIX + name
-            loaded.workflows[workflow_id] = Workflow(
-                id=workflow_id, name=str(entry.get("title") or name),
-                category=_CATEGORY_BY_MEDIA.get(entry.get("mediaType"), str(group.get("title") or "Templates")),
-                description=str(entry.get("description") or ""), preset=None, source="template", format="ui",
-                path=f"templates/{name}.json", file=folder / f"{name}.json",
-                tags=tuple(str(t).lower() for t in entry.get("tags") or [])[:50],
-            )
+    for entry in template_entries(folder):
+        name = entry["name"]
+        workflow_id = TEMPLATE_PREFIX + name
+        loaded.workflows[workflow_id] = Workflow(
+            id=workflow_id, name=str(entry.get("title") or name),
+            category=CATEGORY_BY_TYPE.get(entry.get("mediaType"), str(entry["group"] or "Templates")),
+            description=str(entry.get("description") or ""), preset=None, source="template", format="ui",
+            path=f"templates/{name}.json", file=folder / f"{name}.json",
+            tags=tuple(str(t).lower() for t in entry.get("tags") or [])[:50],
+        )
     return loaded
