@@ -11,16 +11,14 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -76,38 +74,12 @@ def screenshot(page, name: str, full_page: bool = False, clip: dict | None = Non
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def dashboard_process(port: int, workspace: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """`python -m dashboard` on 127.0.0.1:port, for tests that stop and start the server."""
-    log = open(workspace.parent / f"dashboard-{port}.log", "ab")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(port), "--workspace", str(workspace)],
-        cwd=ROOT, env={**os.environ, "DASHBOARD_OFFICIAL_TEMPLATES": "false", **(env or {})},
-        stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"dashboard exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("dashboard did not start in time") from None
-                time.sleep(0.1)  # polling a starting process; not synchronising tested behaviour
+    command = [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(port),
+               "--workspace", str(workspace)]
+    with serving(command, cwd=ROOT, env={**os.environ, "DASHBOARD_OFFICIAL_TEMPLATES": "false", **(env or {})},
+                 log_path=workspace.parent / f"dashboard-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
+                 name="dashboard") as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

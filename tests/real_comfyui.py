@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import free_port, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -23,12 +20,6 @@ requires_comfyui = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_comfyui(base: Path, env: dict[str, str] | None = None, ready_path: str = "/system_stats",
                     timeout: float = 180) -> Iterator[str]:
@@ -38,34 +29,12 @@ def running_comfyui(base: Path, env: dict[str, str] | None = None, ready_path: s
     if not link.exists():
         link.symlink_to(ROOT, target_is_directory=True)
     port = free_port()
-    log = open(base / "comfyui.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--base-directory", str(base), "--disable-auto-launch"],
-        cwd=COMFYUI_DIR, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited: {(base / 'comfyui.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + ready_path, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("ComfyUI did not start in time") from None
-                time.sleep(0.25)  # polling a starting process; not synchronising tested behaviour
+    command = [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+               "--base-directory", str(base), "--disable-auto-launch"]
+    with serving(command, cwd=COMFYUI_DIR, env={**os.environ, **(env or {})}, log_path=base / "comfyui.log",
+                 ready_url=url + ready_path, name="ComfyUI", timeout=timeout):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 GATE_NODE = '''

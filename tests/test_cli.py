@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from real_comfyui import free_port
+from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

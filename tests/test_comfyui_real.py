@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from real_comfyui import comfyui_log, free_port, requires_comfyui, running_comfyui
+from processes import free_port
+from real_comfyui import comfyui_log, requires_comfyui, running_comfyui
 
 pytestmark = [requires_comfyui, pytest.mark.comfyui]
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
 from hub import FakeHub, running_hub
-from real_comfyui import free_port
+from processes import free_port
 
 from dashboard.api.context import SERVICES
 

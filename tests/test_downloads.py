@@ -328,7 +328,7 @@ async def test_installing_a_paused_preset_resumes_it(dl, settings, hub):
 
 
 async def test_an_unreachable_hub_is_retried_then_reported(make_client, settings):
-    from real_comfyui import free_port
+    from processes import free_port
 
     write_preset(settings, "TINY", [{"path": "loras/tiny.safetensors", "repo": "org/tiny", "file": "tiny.safetensors",
                                      "size": MB}])

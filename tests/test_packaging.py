@@ -10,7 +10,7 @@ import urllib.request
 import venv
 from pathlib import Path
 
-from real_comfyui import free_port
+from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 
 import pytest
 import yaml
-from browser import browser, dashboard_process, free_port, requires_browser, screenshot, watch_errors
+from browser import browser, dashboard_process, requires_browser, screenshot, watch_errors
 from downloads_support import write_preset
 from live_server import live_server
+from processes import free_port
 
 pytestmark = requires_browser
 
