@@ -498,3 +498,22 @@ def load_custom_node(monkeypatch, module_dir: Path = ROOT) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
+
+
+#: The variables that would point the dashboard elsewhere than the stand-in's folders.
+DASHBOARD_ENV = ("DASHBOARD_PORT", "DASHBOARD_HOST", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR",
+                 "DASHBOARD_WORKSPACE", "DASHBOARD_EXTRA_MODEL_PATHS", "COMFYUI_URL")
+
+
+def clean_env(monkeypatch) -> None:
+    """Unset the machine's dashboard settings for this test."""
+    for var in DASHBOARD_ENV:
+        monkeypatch.delenv(var, raising=False)
+
+
+async def serve_custom_node(monkeypatch, base: Path, aiohttp_client):
+    """The stand-in with this package loaded as a custom node and its core routes added: (module, server, client)."""
+    server = install(monkeypatch, base, asyncio.get_running_loop())
+    module = load_custom_node(monkeypatch)
+    server.add_routes()
+    return module, server, await aiohttp_client(server.app)

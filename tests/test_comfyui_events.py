@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from aiohttp import web
-from comfyui_standin import PromptServer, Worker, install, load_custom_node
+from comfyui_standin import PromptServer, Worker, clean_env, install, serve_custom_node
 
 from dashboard.comfy.inprocess import InProcessBackend
 from dashboard.events import EventBus
@@ -131,12 +131,8 @@ async def test_stop_unwraps_send(monkeypatch, tmp_path):
 
 
 async def test_mounted_in_comfyui_events_reach_the_services_bus(aiohttp_client, monkeypatch, tmp_path):
-    for var in ("DASHBOARD_PORT", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR", "DASHBOARD_WORKSPACE", "COMFYUI_URL"):
-        monkeypatch.delenv(var, raising=False)
-    server = install(monkeypatch, tmp_path, asyncio.get_running_loop())
-    load_custom_node(monkeypatch)
-    server.add_routes()
-    client = await aiohttp_client(server.app)
+    clean_env(monkeypatch)
+    _module, server, client = await serve_custom_node(monkeypatch, tmp_path, aiohttp_client)
     # The custom node is loaded under a mangled module name (its own copy of the package): find its
     # services through the sub-app it mounted.
     subapp = next(r._app for r in server.app.router.resources() if isinstance(r, web.PrefixedSubAppResource))

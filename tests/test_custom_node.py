@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
 import aiohttp
 import pytest
-from comfyui_standin import install, load_custom_node
+from comfyui_standin import clean_env, serve_custom_node
 
 
 @pytest.fixture
 def comfy_env(monkeypatch, tmp_path):
-    for var in ("DASHBOARD_PORT", "DASHBOARD_HOST", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR",
-                "DASHBOARD_WORKSPACE", "COMFYUI_URL"):
-        monkeypatch.delenv(var, raising=False)
+    clean_env(monkeypatch)
     return monkeypatch, tmp_path
 
 
 async def _serve(aiohttp_client, comfy_env):
     monkeypatch, base = comfy_env
-    server = install(monkeypatch, base, asyncio.get_running_loop())
-    module = load_custom_node(monkeypatch)
-    server.add_routes()
-    return module, server, await aiohttp_client(server.app)
+    return await serve_custom_node(monkeypatch, base, aiohttp_client)
 
 
 async def test_exports_what_comfyui_needs(aiohttp_client, comfy_env):

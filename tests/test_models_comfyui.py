@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 import pytest
-from comfyui_standin import install, load_custom_node
+from comfyui_standin import clean_env, install, load_custom_node
 
 from dashboard.comfy.backend import ComfyBackend
 from dashboard.comfy.inprocess import InProcessBackend
@@ -14,9 +14,7 @@ from dashboard.comfy.inprocess import InProcessBackend
 
 @pytest.fixture
 async def comfy(aiohttp_client, monkeypatch, tmp_path):
-    for var in ("DASHBOARD_PORT", "DASHBOARD_HOST", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR",
-                "DASHBOARD_WORKSPACE", "DASHBOARD_EXTRA_MODEL_PATHS", "COMFYUI_URL"):
-        monkeypatch.delenv(var, raising=False)
+    clean_env(monkeypatch)
     server = install(monkeypatch, tmp_path, asyncio.get_running_loop())
     folder_paths = sys.modules["folder_paths"]
     folder_paths.filename_list_cache = {"loras": (["x.safetensors"], {}, 0.0),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
 import pytest
-from comfyui_standin import install, load_custom_node
+from comfyui_standin import clean_env, serve_custom_node
 
 from dashboard.api.page import CSP
 
@@ -112,12 +111,8 @@ async def test_websocket_authenticates_by_the_session_cookie(make_client):
 
 
 async def test_inside_comfyui_the_page_is_at_dashboard_and_shows_comfyui_images(aiohttp_client, monkeypatch, tmp_path):
-    for var in ("DASHBOARD_PORT", "DASHBOARD_MODELS_DIR", "DASHBOARD_DATA_DIR", "DASHBOARD_WORKSPACE", "COMFYUI_URL"):
-        monkeypatch.delenv(var, raising=False)
-    server = install(monkeypatch, tmp_path, asyncio.get_running_loop())
-    load_custom_node(monkeypatch)
-    server.add_routes()
-    client = await aiohttp_client(server.app)
+    clean_env(monkeypatch)
+    _module, _server, client = await serve_custom_node(monkeypatch, tmp_path, aiohttp_client)
     response = await client.get("/dashboard/")
     assert response.status == 200
     assert 'data-comfyui-view="../view"' in await response.text()  # /dashboard/ + ../view = ComfyUI's /view
