@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import errno
 import hashlib
 import json
 import logging
@@ -31,13 +32,13 @@ from typing import Any
 import aiohttp
 
 from ...errors import ApiError
+from .partfile import PartFile
 from .sources import Resolved, RetryableError, Tokens, download_failed, request, resolve
 
 log = logging.getLogger("dashboard.downloads")
 
 CHUNK = 1024 * 1024
 IN_FLIGHT = 4
-SYNC_EVERY = 128 * CHUNK
 #: aiohttp read buffer: big reads mean fewer trips through Python per byte.
 READ_BUFFER = 4 * CHUNK
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -239,7 +240,7 @@ def _prepare(target: Path, resolved: Resolved) -> int:
 
 
 class _Writer:
-    """Writes and hashes one `.part` file in its own thread, a bounded number of chunks behind the loop."""
+    """Hands batches of bytes to the file's writer thread (a `PartFile`), a bounded number behind the loop."""
 
     def __init__(self, path: Path, resolved: Resolved) -> None:
         self.path = path
@@ -248,12 +249,8 @@ class _Writer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-writer")
         self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._loop = asyncio.get_running_loop()
-        self._file = None
-        self._sha256 = hashlib.sha256()
-        self._sha1 = None
+        self._part: PartFile | None = None
         self._error: BaseException | None = None
-        self._unsynced = 0
-        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-sync")
 
     async def open(self, offset: int) -> None:
         await self._call(self._open, offset)
@@ -273,9 +270,10 @@ class _Writer:
         self.size = 0
 
     async def finish(self) -> FileResult:
-        """Flush to disk and check the hashes."""
-        sha256, sha1 = await self._call(self._flush)
+        """Write everything to disk and check the hashes."""
+        digests = await self._call(self._part.finish)
         expected = self.resolved
+        sha256, sha1 = digests[0], digests[1] if len(digests) > 1 else None
         verified = (expected.sha256 is not None and sha256 == expected.sha256) or (
             expected.git_sha1 is not None and sha1 == expected.git_sha1)
         size_ok = expected.size is None or self.size == expected.size
@@ -285,17 +283,19 @@ class _Writer:
         with contextlib.suppress(Exception):
             await self._call(self._close)
         self._pool.shutdown(wait=False)
-        self._syncer.shutdown(wait=False)
 
     async def _call(self, fn, *args):
-        result = await self._loop.run_in_executor(self._pool, fn, *args)
+        try:
+            result = await self._loop.run_in_executor(self._pool, fn, *args)
+        except OSError as exc:
+            self._error = exc
         if self._error is not None:
             raise self._failure()
         return result
 
     def _failure(self) -> ApiError:
         error = self._error
-        if isinstance(error, OSError) and error.errno == 28:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             return ApiError("INSUFFICIENT_STORAGE", "The disk filled up while downloading", {"file": self.path.name})
         return download_failed(f"Could not write {self.path.name}: {error}", reason="write_error")
 
@@ -303,46 +303,22 @@ class _Writer:
 
     def _open(self, offset: int) -> None:
         self._close()
-        self._file = open(self.path, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed in _close
-        self._file.truncate(offset)
-        self._sha256 = hashlib.sha256()
+        hashers = [hashlib.sha256()]
         if self.resolved.git_sha1 is not None and self.resolved.size is not None:
-            self._sha1 = hashlib.sha1(f"blob {self.resolved.size}\0".encode())
-        self._file.seek(0)
-        remaining = offset
-        while remaining:
-            block = self._file.read(min(8 * CHUNK, remaining))
-            if not block:
-                break
-            self._hash(block)
-            remaining -= len(block)
-        self._file.seek(offset)
+            hashers.append(hashlib.sha1(f"blob {self.resolved.size}\0".encode()))
+        self._error = None
+        self._part = PartFile(self.path, offset, hashers)
 
     def _write(self, pieces: list[bytes]) -> None:
         if self._error is not None:
             return
         try:
             for piece in pieces:
-                self._file.write(piece)
-                self._hash(piece)
-                self._unsynced += len(piece)
-            if self._unsynced >= SYNC_EVERY:  # start writeback early, so the final fsync is short
-                self._unsynced = 0
-                self._syncer.submit(getattr(os, "fdatasync", os.fsync), self._file.fileno())
+                self._part.append(piece)
         except Exception as exc:  # reported by the next write or by finish()
             self._error = exc
 
-    def _hash(self, data: bytes) -> None:
-        self._sha256.update(data)
-        if self._sha1 is not None:
-            self._sha1.update(data)
-
-    def _flush(self) -> tuple[str, str | None]:
-        self._syncer.shutdown(wait=True)
-        os.fsync(self._file.fileno())
-        return self._sha256.hexdigest(), self._sha1.hexdigest() if self._sha1 else None
-
     def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._part is not None:
+            part, self._part = self._part, None
+            part.close()
