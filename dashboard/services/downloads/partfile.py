@@ -3,7 +3,7 @@
 Bytes are copied into two page-aligned buffers, hashed there while they are still in the CPU's
 cache, and written by an I/O thread while the next buffer fills. Where the filesystem takes
 `O_DIRECT` (Linux: ext4, xfs, btrfs, recent tmpfs...) full buffers go straight to the disk: no
-copy into the page cache, no writeback afterwards (about half the CPU per byte of a plain write),
+copy into the page cache and no writeback afterwards (a fraction of the CPU of a buffered write),
 and a 50 GB install does not push the models ComfyUI has cached out of memory. Elsewhere the same
 buffers go through the page cache, which is asked to write them back and let them go as it goes.
 

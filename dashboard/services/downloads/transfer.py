@@ -2,9 +2,9 @@
 
 Bytes stream into `<final>.part` beside the final file, with a sidecar `<final>.part.json`
 recording the URL, etag, size and commit they belong to. A later try resumes with `Range` when
-the sidecar still matches. One writer thread per file writes and hashes (sha256, and the git
-blob sha1 for small non-LFS files) while the loop keeps reading, with a bounded number of
-chunks in flight. The result is verified against the catalogue's sha256, else the Hub's, then
+the sidecar still matches. One writer thread per file hashes (sha256, and the git blob sha1 for
+small non-LFS files) and writes through a `PartFile` while the loop keeps reading, with a bounded
+number of chunks in flight. The result is verified against the catalogue's sha256, else the Hub's, then
 `os.replace`d onto the final name. A hash mismatch discards the file and fetches it once more
 from scratch before failing. Connection errors, timeouts, 408/429/5xx are retried with backoff
 and jitter (honouring Retry-After); the retry budget resets whenever bytes flow.
