@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from downloads_support import write_preset
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.backend import ComfyBackend
@@ -406,6 +407,23 @@ async def test_models_used_by_the_queue_are_kept_unless_forced(make_client, sett
     assert not running.exists() and not queued.exists()
     assert backend.forgotten == ["loras", "checkpoints", "loras"]
 
+
+
+async def test_uninstalling_a_preset_that_a_prompt_uses_needs_force(make_client, settings):
+    client = await make_client(backend=QueueBackend())
+    running = put(settings.models_dir, "checkpoints/sub/running.safetensors")
+    free = put(settings.models_dir, "vae/free.safetensors")
+    write_preset(settings, "BUSY", [
+        {"path": "checkpoints/sub/running.safetensors", "repo": "org/busy", "file": "running.safetensors", "size": 16},
+        {"path": "vae/free.safetensors", "repo": "org/busy", "file": "free.safetensors", "size": 16}])
+    response = await client.delete("/api/presets/BUSY")
+    body = await response.json()
+    assert response.status == 409 and body["error"]["code"] == "MODEL_IN_USE"
+    assert body["error"]["details"]["paths"] == ["checkpoints/sub/running.safetensors"]
+    assert running.exists() and free.exists()
+    response = await client.delete("/api/presets/BUSY?force=true")
+    assert response.status == 200 and (await response.json())["files_removed"] == 2
+    assert not running.exists() and not free.exists()
 
 async def test_mixed_batch_reports_each_failure_once_in_request_order(client, settings, tmp_path):
     put(settings.models_dir, "vae/ok1.safetensors", size=10)

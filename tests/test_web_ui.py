@@ -5,14 +5,17 @@ Synchronisation is Playwright's auto-waiting `expect(...)` only. Screenshots: te
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 import urllib.request
 from contextlib import contextmanager
 
 import pytest
 import yaml
 from browser import browser, dashboard_process, requires_browser, screenshot, watch_errors
+from comfyui_standin import ServedComfyUI
 from downloads_support import write_preset
 from live_server import live_server
 from processes import free_port
@@ -53,6 +56,24 @@ def add_model(settings, path, size):
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(b"\0" * size)
     return target
+
+
+@contextmanager
+def comfyui_with_a_pending_prompt(inputs: dict):
+    """A stand-in ComfyUI on loopback whose queue holds one prompt with these loader inputs; yields its URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="comfyui-standin", daemon=True)
+    thread.start()
+    served = asyncio.run_coroutine_threadsafe(ServedComfyUI().start(), loop).result(30)
+    prompt = {"1": {"class_type": "LoraLoader", "inputs": inputs}}
+    loop.call_soon_threadsafe(served.server.prompt_queue.put, (1, "pending-prompt", prompt, {}, ["1"]))
+    try:
+        yield served.url
+    finally:
+        asyncio.run_coroutine_threadsafe(served.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
 
 
 def post(url, body=None):
@@ -196,6 +217,33 @@ def test_presets_filter_install_with_progress_uninstall_and_gated(serve, setting
         expect(gated.get_by_role("link", name="model page")).to_have_attribute("href", f"{hub.url}/org/gated")
         assert errors == []
 
+
+
+def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, hub):
+    from playwright.sync_api import expect
+
+    add_preset(settings, hub, "ALPHA", "alpha")
+    model = add_model(settings, "loras/alpha.safetensors", MB)
+    with comfyui_with_a_pending_prompt({"lora_name": "alpha.safetensors"}) as comfyui_url, \
+            serve(comfyui_url=comfyui_url) as url, browser() as context:
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(url + "/#/presets")
+        alpha = page.locator('article[data-preset="ALPHA"]')
+        dialog = page.get_by_role("dialog")
+        for choice in ("Cancel", "Uninstall anyway"):
+            alpha.get_by_role("button", name="Uninstall Alpha").click()
+            dialog.get_by_role("button", name="Uninstall").click()
+            expect(dialog).to_contain_text("Alpha is in use")
+            expect(dialog).to_contain_text("loras/alpha.safetensors")
+            dialog.get_by_role("button", name=choice).click()
+            expect(dialog).to_have_count(0)
+            if choice == "Cancel":
+                assert model.exists()
+                expect(alpha).to_contain_text("✓ Installed")
+        expect(page.get_by_role("status").filter(has_text="Alpha uninstalled: 1 file(s) removed")).to_be_visible()
+        assert not model.exists()
+        assert errors == []
 
 def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
     from playwright.sync_api import expect

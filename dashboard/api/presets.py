@@ -91,7 +91,10 @@ async def install_preset(request: web.Request, params: dict) -> web.Response:
 
 
 @routes.delete("/api/presets/{preset_id}", summary="Uninstall a preset", response=UNINSTALL_ANSWER,
-               errors=["PRESET_NOT_FOUND"],
-               description="Cancels its download, then removes its files except those another installed preset uses.")
+               errors=["PRESET_NOT_FOUND", "MODEL_IN_USE"], query={"force": {"type": "boolean"}},
+               description="Cancels its download, then removes its files except those another installed preset uses. "
+                           "While a queued or running prompt names one of those files the answer is `MODEL_IN_USE` "
+                           "(409, the files in `details.paths`) and nothing changes, unless `force=true`.")
 async def uninstall_preset(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).downloads.uninstall(params["preset_id"]))
+    answer = await services(request).downloads.uninstall(params["preset_id"], force=params.get("force", False))
+    return web.json_response(answer)

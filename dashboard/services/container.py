@@ -53,7 +53,7 @@ class Services:
             self.store, self.bus, self.presets, self.models,
             Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token),
             max_downloads=settings.max_downloads, read_timeout=settings.read_timeout,
-            forget_folder=backend.forget_model_folder)
+            forget_folder=backend.forget_model_folder, in_use=self.inventory.in_use)
         self.presets.progress = self.downloads
         self.presets.verified = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,

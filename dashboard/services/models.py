@@ -273,7 +273,7 @@ class ModelService:
         if targets and not force:
             in_use = await self._names_in_use()
             for target in list(targets):
-                if {target.relpath, target.relpath.rsplit("/", 1)[-1], target.path} & in_use:
+                if _named(target.path, target.relpath, in_use):
                     targets.remove(target)
                     errors.append({"path": target.requested, "code": "MODEL_IN_USE",
                                    "message": "A queued or running prompt uses this model; use force to delete it"})
@@ -294,6 +294,11 @@ class ModelService:
             "space_freed_bytes": freed,
             "errors": sorted(errors, key=lambda e: order[e["path"]]),
         }
+
+    async def in_use(self, paths: list[str]) -> list[str]:
+        """Those of `paths` (`<type>/<relative path>`) that a queued or running prompt names."""
+        names = await self._names_in_use() if paths else set()
+        return [path for path in paths if _named(path, path.split("/", 1)[-1], names)]
 
     async def _names_in_use(self) -> set[str]:
         """Every string input of every queued or running prompt (`\\` read as `/`)."""
@@ -389,6 +394,11 @@ def _unlink_all(targets: list[_Target]) -> list[_Refused | None]:
 
 def _inside(path: str, real_roots: set[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in real_roots)
+
+
+def _named(path: str, relpath: str, names: set[str]) -> bool:
+    """Whether a prompt input names this file: by its path in the folder, its file name, or with its type."""
+    return bool({path, relpath, relpath.rsplit("/", 1)[-1]} & names)
 
 
 def _strings(value: Any, into: set[str], depth: int = 0) -> None:

@@ -162,8 +162,8 @@ export async function installPreset(presetId) {
   return answer;
 }
 
-export async function uninstallPreset(presetId) {
-  const answer = await api(`api/presets/${seg(presetId)}`, { method: "DELETE" });
+export async function uninstallPreset(presetId, force = false) {
+  const answer = await api(`api/presets/${seg(presetId)}`, { method: "DELETE", query: force ? { force: true } : undefined });
   markInstalled(presetId, false);
   emit("models");
   return answer;

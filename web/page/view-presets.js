@@ -169,6 +169,20 @@ async function uninstall(p) {
     danger: true,
   });
   if (!ok) return;
-  const answer = await attempt(() => uninstallPreset(p.id), `Uninstall ${p.name}`);
+  const answer = await attempt(async () => {
+    try {
+      return await uninstallPreset(p.id);
+    } catch (error) {
+      if (error.code !== "MODEL_IN_USE") throw error;
+      const anyway = await confirmDialog({
+        title: `${p.name} is in use`,
+        body: h("p", null, "A queued or running prompt names ", (error.details?.paths || []).join(", "),
+          ". Uninstalling now makes that prompt fail."),
+        confirmLabel: "Uninstall anyway",
+        danger: true,
+      });
+      return anyway ? uninstallPreset(p.id, true) : undefined;
+    }
+  }, `Uninstall ${p.name}`);
   if (answer) toast(`${p.name} uninstalled: ${answer.files_removed} file(s) removed, ${answer.space_freed_gb} GB freed.`, "success");
 }

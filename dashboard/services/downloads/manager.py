@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import aiohttp
 from ...errors import ApiError
 from ...events import EventBus
 from ...store import Store
-from ..model_index import ModelIndex
+from ..model_index import ModelFile, ModelIndex
 from ..preset_schema import Preset, PresetFile
 from ..presets import PresetService
 from ..sizes import gb, human_duration, human_rate
@@ -105,7 +105,8 @@ class DownloadManager:
 
     def __init__(self, store: Store, bus: EventBus, presets: PresetService, models: ModelIndex, tokens: Tokens,
                  max_downloads: int = 2, read_timeout: float = 60, retry: RetryPolicy | None = None,
-                 forget_folder: Callable[[str], None] = lambda folder: None) -> None:
+                 forget_folder: Callable[[str], None] = lambda folder: None,
+                 in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> None:
         self.store = store
         self.bus = bus
         self.presets = presets
@@ -115,6 +116,7 @@ class DownloadManager:
         self.read_timeout = read_timeout
         self.retry = retry
         self.forget_folder = forget_folder  # ComfyUI's file-list cache, after files are deleted
+        self.in_use = in_use  # which model paths a queued or running prompt names
         self.jobs: dict[str, Job] = {}
         self.installed: dict[str, dict[str, Any]] = {}
         self._running: dict[tuple[str, str], asyncio.Task] = {}
@@ -227,18 +229,23 @@ class DownloadManager:
         self._pump()
         return job.summary()
 
-    async def uninstall(self, preset_id: str) -> dict[str, Any]:
-        """Remove a preset's files, except those another installed preset uses."""
+    async def uninstall(self, preset_id: str, force: bool = False) -> dict[str, Any]:
+        """Remove a preset's files, except those another installed preset uses.
+
+        Refused with MODEL_IN_USE (nothing cancelled or removed) while a queued or running prompt
+        names one of them, unless `force`.
+        """
         await self.presets.refresh()
         preset = self.presets.require(preset_id)
+        if self.in_use is not None and not force:
+            used = await self.in_use([m.path for m in await self._removable(preset)])
+            if used:
+                raise ApiError("MODEL_IN_USE", f"A queued or running prompt uses {len(used)} of {preset.name}'s "
+                               "files; use force to uninstall it anyway", {"preset_id": preset_id, "paths": used})
         for job in list(self.jobs.values()):
             if job.preset_id == preset_id and job.status in ACTIVE:
                 await self.cancel(job.id)
-        await self.models.refresh(force=True)
-        others = self.presets.catalogue.presets.values()
-        kept = {f.path for p in others if p.id != preset_id and self.presets.is_installed(p) for f in p.files}
-        doomed = [self.models.get(f.path) for f in preset.files if f.path not in kept]
-        doomed = [m for m in doomed if m is not None]
+        doomed = await self._removable(preset)
 
         def delete() -> tuple[int, int]:
             removed = freed = 0
@@ -259,6 +266,14 @@ class DownloadManager:
             self.forget_folder(folder)
         return {"status": "uninstalled", "preset_id": preset_id, "files_removed": removed,
                 "space_freed_gb": gb(freed)}
+
+    async def _removable(self, preset: Preset) -> list[ModelFile]:
+        """The preset's files on disk that no other installed preset uses."""
+        await self.models.refresh(force=True)
+        others = self.presets.catalogue.presets.values()
+        kept = {f.path for p in others if p.id != preset.id and self.presets.is_installed(p) for f in p.files}
+        found = [self.models.get(f.path) for f in preset.files if f.path not in kept]
+        return [m for m in found if m is not None]
 
     # queries
 
