@@ -306,7 +306,6 @@ class _Writer:
         hashers = [hashlib.sha256()]
         if self.resolved.git_sha1 is not None and self.resolved.size is not None:
             hashers.append(hashlib.sha1(f"blob {self.resolved.size}\0".encode()))
-        self._error = None
         self._part = PartFile(self.path, offset, hashers)
 
     def _write(self, pieces: list[bytes]) -> None:
