@@ -19,6 +19,8 @@ import copy
 import heapq
 import importlib.util
 import json
+import mimetypes
+import os
 import sys
 import threading
 import time
@@ -184,7 +186,7 @@ class PromptQueue:
 class PromptServer:
     instance: PromptServer
 
-    def __init__(self, loop, folder_names: list[str] | None = None) -> None:
+    def __init__(self, loop, folder_names: list[str] | None = None, directories: dict[str, Path] | None = None) -> None:
         PromptServer.instance = self
         self.loop = loop
         self.app = web.Application()
@@ -223,6 +225,34 @@ class PromptServer:
             finally:
                 self.sockets.pop(sid, None)
             return ws
+
+        @routes.get("/view")
+        async def view_image(request):
+            # ComfyUI's /view without previews and channels: `directories` are its output/input/temp folders.
+            query = request.rel_url.query
+            if "filename" not in query:
+                return web.Response(status=404)
+            filename = query["filename"]
+            if not filename or filename[0] == "/" or ".." in filename:
+                return web.Response(status=400)
+            output_dir = (directories or {}).get(query.get("type", "output"))
+            if output_dir is None:
+                return web.Response(status=400)
+            output_dir = os.path.abspath(output_dir)
+            if "subfolder" in query:
+                full_output_dir = os.path.join(output_dir, query["subfolder"])
+                if os.path.commonpath((os.path.abspath(full_output_dir), output_dir)) != output_dir:
+                    return web.Response(status=403)
+                output_dir = full_output_dir
+            file = os.path.join(output_dir, os.path.basename(filename))
+            if not os.path.isfile(file):
+                return web.Response(status=404)
+            content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            if content_type in {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript",
+                                "text/css"}:
+                content_type = "application/octet-stream"
+            return web.FileResponse(file, headers={"Content-Disposition": f'filename="{os.path.basename(filename)}"',
+                                                   "Content-Type": content_type})
 
         @routes.get("/system_stats")
         async def system_stats(request):
@@ -431,8 +461,9 @@ class Worker:
 class ServedComfyUI:
     """A stand-in ComfyUI on a real loopback port, for the remote backend; can stop and start again."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, directories: dict[str, Path] | None = None) -> None:
         self.port = port
+        self.directories = directories  # its output/input/temp folders, for /view
         self.server: PromptServer | None = None
         self.worker: Worker | None = None
         self._runner: web.AppRunner | None = None
@@ -443,7 +474,7 @@ class ServedComfyUI:
 
     async def start(self) -> ServedComfyUI:
         """Start a fresh ComfyUI (empty queue and history, as after a restart) on the same port."""
-        self.server = PromptServer(asyncio.get_running_loop())
+        self.server = PromptServer(asyncio.get_running_loop(), directories=self.directories)
         self.server.add_routes()
         self.worker = Worker(self.server)
         self._runner = web.AppRunner(self.server.app, access_log=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -176,3 +177,38 @@ async def test_starts_before_comfyui_and_connects_when_it_appears(make_client):
         assert (await call(client, "GET", "/api/comfyui/health"))["status"] == "healthy"
     finally:
         await late.stop()
+
+
+async def test_output_files_stream_through_and_the_page_shows_them(make_client, tmp_path):
+    output = tmp_path / "output"
+    (output / "renders").mkdir(parents=True)
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2000
+    (output / "renders" / "ComfyUI_00001_.png").write_bytes(image)
+    (tmp_path / "secret.txt").write_text("not an output")
+    served = await ServedComfyUI(directories={"output": output, "input": tmp_path / "input"}).start()
+    try:
+        client = await make_client(RemoteBackend(served.url, reconnect_delay=0.02))
+
+        async def view(**query):
+            response = await client.get("/api/comfyui/view", params=query)
+            return response, await response.read()
+
+        response, body = await view(filename="ComfyUI_00001_.png", subfolder="renders")
+        assert response.status == 200 and body == image
+        assert response.content_type == "image/png" and response.headers["X-Content-Type-Options"] == "nosniff"
+        for query, status, code in [
+            ({"filename": "ComfyUI_00002_.png", "subfolder": "renders"}, 404, "NOT_FOUND"),
+            ({"filename": "secret.txt", "subfolder": ".."}, 400, "INVALID_REQUEST"),  # ComfyUI: 403
+            ({"filename": "../secret.txt"}, 400, "INVALID_REQUEST"),  # ComfyUI: 400
+            ({"filename": "x.png", "type": "temp"}, 400, "INVALID_REQUEST"),  # no temp folder here
+            ({"filename": "x.png", "type": "models"}, 400, "INVALID_REQUEST"),  # refused before ComfyUI
+            ({"subfolder": "renders"}, 400, "INVALID_REQUEST"),
+        ]:
+            response, body = await view(**query)
+            assert (response.status, json.loads(body)["error"]["code"]) == (status, code), query
+        page = await (await client.get("/")).text()
+        assert 'data-comfyui-view="api/comfyui/view"' in page  # the page's thumbnails come through here
+    finally:
+        await served.stop()
+    response = await client.get("/api/comfyui/view", params={"filename": "ComfyUI_00001_.png"})
+    assert response.status == 503 and (await response.json())["error"]["code"] == "COMFYUI_UNAVAILABLE"

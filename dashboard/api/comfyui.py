@@ -1,7 +1,10 @@
-"""The ComfyUI endpoints: /api/comfyui/... (health, execute, queue, history, clear, interrupt)."""
+"""The ComfyUI endpoints: /api/comfyui/... (health, execute, queue, history, clear, interrupt, view)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 from aiohttp import web
 
 from ..comfy.protocol import MAX_PRIORITY, MIN_PRIORITY
@@ -104,3 +107,37 @@ async def clear_queue(request: web.Request, params: dict) -> web.Response:
              description="`interrupted` when a prompt was running, `idle` when nothing was.")
 async def interrupt(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).queue.interrupt())
+
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 255}
+
+
+@routes.get("/api/comfyui/view", summary="An output (or input, temp) file of ComfyUI, e.g. a generated image",
+            content_type=("image/png", "image/webp", "image/jpeg", "video/mp4", "application/octet-stream"),
+            response={"type": "string", "format": "binary"},
+            query={"filename": {**_NAME, "x-required": True}, "subfolder": {"type": "string", "maxLength": 255},
+                   "type": {"type": "string", "enum": ["output", "input", "temp"], "default": "output"}},
+            errors=["NOT_FOUND", *_COMFYUI_ERRORS],
+            description="What ComfyUI's `/view` serves (names as in a history record's `outputs`), streamed "
+                        "through, so the page can show outputs where it cannot reach ComfyUI itself (standalone "
+                        "with COMFYUI_URL). Inside ComfyUI the page uses ComfyUI's own `/view`.")
+async def view_output(request: web.Request, params: dict) -> web.StreamResponse:
+    output = services(request).queue.output_file(params["filename"], params.get("subfolder", ""),
+                                                 params.get("type", "output"))
+    async with output as file:
+        response = web.StreamResponse(headers={"Cache-Control": "private, max-age=300",
+                                               "X-Content-Type-Options": "nosniff",
+                                               "Content-Security-Policy": "sandbox"})
+        response.content_type = file.content_type
+        if file.size is not None:
+            response.content_length = file.size
+        await response.prepare(request)
+        try:
+            async for chunk in file.chunks:
+                await response.write(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            if request.transport is not None:  # cut short: the browser sees a broken file, not a short one
+                request.transport.close()
+            return response
+        await response.write_eof()
+    return response

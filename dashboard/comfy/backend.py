@@ -6,6 +6,9 @@ Implementations: in-process (inside ComfyUI, `inprocess.py`), remote (a ComfyUI 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,15 @@ from ..events import EventBus
 def unavailable(reason: str = "ComfyUI is not connected") -> ApiError:
     """The 503 COMFYUI_UNAVAILABLE error."""
     return ApiError("COMFYUI_UNAVAILABLE", reason, {"hint": "Set COMFYUI_URL, or run inside ComfyUI"})
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file of ComfyUI's output, input or temp folder, as its /view serves it, streamed."""
+
+    content_type: str
+    size: int | None
+    chunks: AsyncIterator[bytes]
 
 
 class ComfyBackend:
@@ -73,6 +85,14 @@ class ComfyBackend:
     async def interrupt(self) -> bool:
         """Interrupt the running prompt; False when nothing was running."""
         raise unavailable()
+
+    def output_file(self, filename: str, subfolder: str, kind: str) -> AbstractAsyncContextManager[OutputFile]:
+        """Open a file that ComfyUI's /view serves (`kind`: output, input or temp).
+
+        Raises NOT_FOUND, INVALID_REQUEST (a path ComfyUI refuses), COMFYUI_UNAVAILABLE.
+        """
+        raise unavailable("Output files are served by ComfyUI's own /view here" if self.kind == "in_process"
+                          else "ComfyUI is not connected")
 
     def model_roots(self) -> dict[str, list[Path]] | None:
         """Folder type -> model folders as ComfyUI sees them, or None when the settings decide."""

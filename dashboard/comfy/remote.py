@@ -1,8 +1,9 @@
 """A ComfyUI reached over its HTTP API (standalone mode with COMFYUI_URL).
 
 Requests: `POST /prompt`, `GET /prompt` (queue size, before each submission), `GET /queue`, `GET /history/{id}`,
-`POST /queue {delete}`, `POST /interrupt`. Events: a WebSocket at `/ws?clientId=<our client id>`,
-reconnected with exponential backoff whenever it drops (ComfyUI restarting, network trouble).
+`POST /queue {delete}`, `POST /interrupt`, `GET /view` (output files, streamed through). Events: a WebSocket
+at `/ws?clientId=<our client id>`, reconnected with exponential backoff whenever it drops (ComfyUI restarting,
+network trouble).
 ComfyUI sends execution events of a prompt only to the client that submitted it, so over this
 connection the dashboard sees its own prompts' progress and every queue change.
 """
@@ -14,13 +15,14 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from ..errors import ApiError
-from .backend import ComfyBackend, unavailable
+from .backend import ComfyBackend, OutputFile, unavailable
 from .protocol import (
     PRIORITY_KEY,
     ExecutionEvents,
@@ -37,6 +39,9 @@ log = logging.getLogger("dashboard.comfyui")
 _TIMEOUT = aiohttp.ClientTimeout(total=5, connect=2)
 #: Validation of a big workflow can take a while on a busy ComfyUI.
 _SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=2)
+#: Output files (videos too) stream through; only a stalled read gives up.
+_VIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=2, sock_read=30)
+_VIEW_CHUNK = 256 * 1024
 #: Queue numbers of non-zero priorities count seconds from here (see protocol.py).
 _SEQUENCE_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 
@@ -141,6 +146,25 @@ class RemoteBackend(ComfyBackend):
             return False
         await self._request("POST", "/interrupt", {"prompt_id": running[0][1]}, expect_json=False)
         return True
+
+    @contextlib.asynccontextmanager
+    async def output_file(self, filename: str, subfolder: str, kind: str) -> AsyncIterator[OutputFile]:
+        if self._session is None:
+            raise unavailable("The ComfyUI connection is not open")
+        where = {"filename": filename, "subfolder": subfolder, "type": kind}
+        try:
+            response = await self._session.get(self.url + "/view", params=where, timeout=_VIEW_TIMEOUT)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise unavailable(f"ComfyUI at {self.url} is not responding: {exc.__class__.__name__}") from None
+        async with response:
+            if response.status == 404:
+                raise ApiError("NOT_FOUND", f"ComfyUI has no {kind} file {filename!r}", where)
+            if response.status in (400, 403):
+                raise ApiError("INVALID_REQUEST", "ComfyUI refused this file name or subfolder", where)
+            if response.status != 200:
+                raise unavailable(f"ComfyUI at {self.url} answered {response.status} to GET /view")
+            yield OutputFile(response.content_type, response.content_length,
+                             response.content.iter_chunked(_VIEW_CHUNK))
 
     def _next_sequence(self) -> float:
         self._sequence = round(max(time.time() - _SEQUENCE_EPOCH, self._sequence + 0.001), 3)

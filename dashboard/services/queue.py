@@ -1,4 +1,4 @@
-"""Running workflows on ComfyUI and watching them: submit, queue, history, clear, interrupt.
+"""Running workflows on ComfyUI and watching them: submit, queue, history, clear, interrupt, output files.
 
 The backend does the talking to ComfyUI (in process or remote); this service resolves library
 workflows, checks a workflow's shape before ComfyUI sees it, and shapes ComfyUI's answers the way
@@ -9,10 +9,11 @@ message) or `failed` (any other error).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from typing import Any
 
-from ..comfy.backend import ComfyBackend
+from ..comfy.backend import ComfyBackend, OutputFile
 from ..comfy.protocol import PRIORITY_KEY
 from ..errors import ApiError, invalid
 from .workflows import WorkflowLibrary, check_api_workflow
@@ -72,6 +73,11 @@ class QueueService:
 
     async def interrupt(self) -> dict[str, Any]:
         return {"status": "interrupted" if await self.backend.interrupt() else "idle"}
+
+    def output_file(self, filename: str, subfolder: str = "", kind: str = "output"
+                    ) -> AbstractAsyncContextManager[OutputFile]:
+        """One of ComfyUI's output, input or temp files, streamed (see ComfyBackend.output_file)."""
+        return self.backend.output_file(filename, subfolder, kind)
 
 
 def _item(item: dict[str, Any]) -> dict[str, Any]:
