@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from real_comfyui import ROOT, requires_comfyui, running_comfyui, write_gate_node
 
+from dashboard.comfy.remote import RemoteBackend
 from dashboard.services.workflows import required_models
 
 pytestmark = [requires_comfyui, pytest.mark.comfyui]
@@ -214,3 +215,14 @@ async def test_execution_events_reach_the_dashboards_websocket(comfy):
             data = message.get("data") or {}
             if data.get("prompt_id") == prompt_id:
                 seen.add((message["type"], data.get("type")))
+
+
+async def test_a_standalone_dashboard_streams_comfyuis_output_files(comfy, make_client):
+    prompt_id = (await comfy.execute(workflow=empty_image("dashboard-remote-view")))["prompt_id"]
+    image = (await comfy.finished(prompt_id))["outputs"]["images"][0]
+    client = await make_client(RemoteBackend(comfy.url))
+    response = await client.get("/api/comfyui/view", params={k: image[k] for k in ("filename", "subfolder", "type")})
+    assert response.status == 200 and response.content_type == "image/png"
+    assert await response.read() == (comfy.base / "output" / image["subfolder"] / image["filename"]).read_bytes()
+    missing = await client.get("/api/comfyui/view", params={"filename": "dashboard-nothing_00001_.png"})
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "NOT_FOUND"
