@@ -496,6 +496,8 @@ def install(monkeypatch, base: Path, loop) -> PromptServer:
     folder_paths.base_path = str(base)
     folder_paths.models_dir = str(base / "models")
     folder_paths.get_user_directory = lambda: str(base / "user")
+    folders = {kind: str(base / kind) for kind in ("output", "input", "temp")}
+    folder_paths.get_directory_by_type = folders.get
     models, extensions = base / "models", {".safetensors", ".ckpt", ".pt"}
     folder_paths.folder_names_and_paths = {
         "checkpoints": ([str(models / "checkpoints")], extensions),

@@ -52,6 +52,20 @@ async def test_separate_port_has_the_spec_layout(comfyui):
             assert response.status == 200
 
 
+async def test_the_separate_port_serves_comfyuis_files_as_its_view_does(comfyui):
+    url, port_url, base = comfyui
+    (base / "output" / "renders").mkdir(parents=True, exist_ok=True)
+    (base / "output" / "renders" / "dashboard-view.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 5000)
+    query = {"filename": "dashboard-view.png", "subfolder": "renders", "type": "output"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/view", params=query) as response:  # ComfyUI's own
+            comfyui_answer = (response.status, response.content_type, await response.read())
+        async with session.get(port_url + "/api/comfyui/view", params=query) as response:
+            assert (response.status, response.content_type, await response.read()) == comfyui_answer
+        async with session.get(port_url + "/api/comfyui/view", params={**query, "subfolder": ".."}) as response:
+            assert response.status == 400
+
+
 def test_broken_dashboard_leaves_comfyui_serving(tmp_path):
     import urllib.request
 

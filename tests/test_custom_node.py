@@ -73,6 +73,37 @@ async def test_separate_port_serves_the_spec_layout(aiohttp_client, comfy_env):
     assert (await (await client.get("/dashboard/api/comfyui/health")).json())["queue"]["pending"] == 1
 
 
+
+async def test_the_page_on_the_separate_port_shows_comfyuis_outputs_through_the_api(aiohttp_client, comfy_env):
+    monkeypatch, base = comfy_env
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("DASHBOARD_PORT", str(port))
+    _module, _server, client = await _serve(aiohttp_client, comfy_env)
+    (base / "output" / "renders").mkdir(parents=True)
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4000
+    (base / "output" / "renders" / "ComfyUI_00001_.png").write_bytes(image)
+    (base / "output" / "page.html").write_text("<script>alert(1)</script>")
+    (base / "secret.txt").write_text("not an output")
+    own = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(own + "/") as response:
+            assert 'data-comfyui-view="api/comfyui/view"' in await response.text()
+
+        async def view(**query):
+            async with session.get(own + "/api/comfyui/view", params=query) as response:
+                return response.status, response.content_type, await response.read()
+
+        assert await view(filename="ComfyUI_00001_.png", subfolder="renders") == (200, "image/png", image)
+        assert (await view(filename="page.html"))[:2] == (200, "application/octet-stream")  # never rendered
+        for query, status in [({"filename": "secret.txt", "subfolder": ".."}, 400),
+                              ({"filename": "../secret.txt"}, 400), ({"filename": "gone.png"}, 404),
+                              ({"filename": "x.png", "type": "models"}, 400)]:
+            assert (await view(**query))[0] == status, query
+    page = await (await client.get("/dashboard/")).text()
+    assert 'data-comfyui-view="../view"' in page  # on ComfyUI's own port: ComfyUI's /view itself
+
 async def test_broken_setup_logs_one_error_and_comfyui_keeps_serving(aiohttp_client, comfy_env, caplog):
     monkeypatch, _base = comfy_env
     monkeypatch.setenv("DASHBOARD_PORT", "not-a-port")

@@ -119,8 +119,8 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
                    "type": {"type": "string", "enum": ["output", "input", "temp"], "default": "output"}},
             errors=["NOT_FOUND", *_COMFYUI_ERRORS],
             description="What ComfyUI's `/view` serves (names as in a history record's `outputs`), streamed "
-                        "through, so the page can show outputs where it cannot reach ComfyUI itself (standalone "
-                        "with COMFYUI_URL). Inside ComfyUI the page uses ComfyUI's own `/view`.")
+                        "through, with the same checks, so the page can show outputs where it cannot reach "
+                        "ComfyUI's own `/view` (standalone with COMFYUI_URL, or on DASHBOARD_PORT inside ComfyUI).")
 async def view_output(request: web.Request, params: dict) -> web.StreamResponse:
     output = services(request).queue.output_file(params["filename"], params.get("subfolder", ""),
                                                  params.get("type", "output"))

@@ -35,7 +35,7 @@ async def dashboard_page(request: web.Request, params: dict) -> web.StreamRespon
     if _inside_comfyui(request):  # ComfyUI's own /view is one level up from /dashboard/
         page = PageFile(page.body.replace(_VIEW_MARKER, b'data-comfyui-view="../view"', 1), page.content_type,
                         page.etag[:-1] + '-c"')
-    elif services(request).backend.kind == "remote":  # streamed through GET /api/comfyui/view
+    elif services(request).backend.kind != "none":  # a port of our own: through GET /api/comfyui/view
         page = PageFile(page.body.replace(_VIEW_MARKER, b'data-comfyui-view="api/comfyui/view"', 1),
                         page.content_type, page.etag[:-1] + '-r"')
     return _send(request, page, {"Content-Security-Policy": CSP})

@@ -91,8 +91,7 @@ class ComfyBackend:
 
         Raises NOT_FOUND, INVALID_REQUEST (a path ComfyUI refuses), COMFYUI_UNAVAILABLE.
         """
-        raise unavailable("Output files are served by ComfyUI's own /view here" if self.kind == "in_process"
-                          else "ComfyUI is not connected")
+        raise unavailable()
 
     def model_roots(self) -> dict[str, list[Path]] | None:
         """Folder type -> model folders as ComfyUI sees them, or None when the settings decide."""

@@ -9,15 +9,19 @@ message, always awaits the original, and swallows its own errors.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
+import mimetypes
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
-from .backend import ComfyBackend
+from ..errors import ApiError, invalid
+from .backend import ComfyBackend, OutputFile
 from .protocol import (
     PRIORITY_KEY,
     ExecutionEvents,
@@ -144,6 +148,19 @@ class InProcessBackend(ComfyBackend):
             current = {"prompt_id": item[1], "type": task_type(item[2] if isinstance(item[2], dict) else {})}
         self.events.queue_changed(len(pending), len(running), current)
 
+    @contextlib.asynccontextmanager
+    async def output_file(self, filename: str, subfolder: str, kind: str) -> AsyncIterator[OutputFile]:
+        """Read from ComfyUI's own folders with its `/view`'s checks (for the page on a port of our own)."""
+        import folder_paths
+
+        path, size = await asyncio.to_thread(_output_path, folder_paths.get_directory_by_type(kind), filename,
+                                             subfolder)
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if content_type in _NEVER_INLINE:  # as ComfyUI does: such files download, they never render
+            content_type = "application/octet-stream"
+        with await asyncio.to_thread(open, path, "rb") as file:
+            yield OutputFile(content_type, size, _chunks(file))
+
     def model_roots(self) -> dict[str, list[Path]]:
         """Every model folder ComfyUI knows, extra_model_paths.yaml and legacy names included."""
         import folder_paths
@@ -158,6 +175,29 @@ class InProcessBackend(ComfyBackend):
         cache = getattr(folder_paths, "filename_list_cache", None)
         if isinstance(cache, dict):
             cache.pop(folder_type, None)
+
+
+_NEVER_INLINE = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
+
+
+def _output_path(folder: str | None, filename: str, subfolder: str) -> tuple[str, int]:
+    """Blocking: the file ComfyUI's `/view` would serve, and its size; refuses what it refuses."""
+    if not filename or filename[0] == "/" or ".." in filename or folder is None:
+        raise invalid("ComfyUI refuses this file name or type", filename=filename)
+    folder = os.path.abspath(folder)
+    inside = os.path.abspath(os.path.join(folder, subfolder))
+    if os.path.commonpath((inside, folder)) != folder:
+        raise invalid("The subfolder leaves ComfyUI's folder", subfolder=subfolder)
+    path = os.path.join(inside, os.path.basename(filename))
+    if not os.path.isfile(path):
+        raise ApiError("NOT_FOUND", f"ComfyUI has no file {filename!r} there", {"filename": filename,
+                                                                             "subfolder": subfolder})
+    return path, os.path.getsize(path)
+
+
+async def _chunks(file: Any, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(file.read, size):
+        yield chunk
 
 
 def watch_messages(server: Any, observer: Callable[[Any, Any, Any], None]) -> Callable[[], None]:

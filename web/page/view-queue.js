@@ -106,7 +106,7 @@ function historyItem(record) {
   } else if (images.length) {
     outputs = h("div", null,
       h("ul", { class: "file-names" }, images.map((image) => h("li", null, h("code", { text: [image.subfolder, image.filename].filter(Boolean).join("/") })))),
-      h("p", { class: "muted small-text", text: "In ComfyUI's output folder; this server cannot show ComfyUI's files (open the dashboard inside ComfyUI for previews)." }));
+      h("p", { class: "muted small-text", text: "In ComfyUI's output folder; previews need a connected ComfyUI (COMFYUI_URL)." }));
   }
   return h("li", { class: "history-item" },
     h("div", { class: "prompt-row" }, h("code", { text: record.prompt_id }), statusBadge,
