@@ -24,6 +24,10 @@ pytestmark = requires_browser
 
 MB = 1024 * 1024
 PASSWORD = "correct horse battery staple"
+RECENT_KEY = "comfyui-dashboard.recent-prompts"  # where the page keeps the prompts it saw
+ONE_PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
 
 
 @pytest.fixture
@@ -59,16 +63,18 @@ def add_model(settings, path, size):
 
 
 @contextmanager
-def comfyui_with_a_pending_prompt(inputs: dict):
-    """A stand-in ComfyUI on loopback whose queue holds one prompt with these loader inputs; yields its URL."""
+def standin_comfyui(**options):
+    """A stand-in ComfyUI on loopback, served from a thread; yields it and `run(fn)`, which calls `fn` on its loop."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="comfyui-standin", daemon=True)
     thread.start()
-    served = asyncio.run_coroutine_threadsafe(ServedComfyUI().start(), loop).result(30)
-    prompt = {"1": {"class_type": "LoraLoader", "inputs": inputs}}
-    loop.call_soon_threadsafe(served.server.prompt_queue.put, (1, "pending-prompt", prompt, {}, ["1"]))
+    served = asyncio.run_coroutine_threadsafe(ServedComfyUI(**options).start(), loop).result(30)
+
+    async def call(fn):
+        return fn()
+
     try:
-        yield served.url
+        yield served, lambda fn: asyncio.run_coroutine_threadsafe(call(fn), loop).result(30)
     finally:
         asyncio.run_coroutine_threadsafe(served.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
@@ -224,8 +230,9 @@ def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, 
 
     add_preset(settings, hub, "ALPHA", "alpha")
     model = add_model(settings, "loras/alpha.safetensors", MB)
-    with comfyui_with_a_pending_prompt({"lora_name": "alpha.safetensors"}) as comfyui_url, \
-            serve(comfyui_url=comfyui_url) as url, browser() as context:
+    prompt = {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "alpha.safetensors"}}}
+    with standin_comfyui() as (comfyui, run), serve(comfyui_url=comfyui.url) as url, browser() as context:
+        run(lambda: comfyui.server.prompt_queue.put((1, "pending-prompt", prompt, {}, ["1"])))
         page = context.new_page()
         errors = watch_errors(page)
         page.goto(url + "/#/presets")
@@ -243,6 +250,28 @@ def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, 
                 expect(alpha).to_contain_text("✓ Installed")
         expect(page.get_by_role("status").filter(has_text="Alpha uninstalled: 1 file(s) removed")).to_be_visible()
         assert not model.exists()
+        assert errors == []
+
+
+def test_queue_shows_output_images_of_a_remote_comfyui(serve, tmp_path):
+    from playwright.sync_api import expect
+
+    output = tmp_path / "comfyui-output"
+    output.mkdir()
+    (output / "thumb_00001_.png").write_bytes(ONE_PIXEL_PNG)
+    workflow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "thumb"}}}
+    with standin_comfyui(directories={"output": output}) as (comfyui, run), \
+            serve(comfyui_url=comfyui.url) as url, browser() as context:
+        prompt_id = post(url + "/api/comfyui/execute", {"workflow": workflow})["prompt_id"]
+        run(comfyui.worker.run_next)
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.add_init_script(f"localStorage.setItem({json.dumps(RECENT_KEY)}, {json.dumps(json.dumps([prompt_id]))})")
+        page.goto(url + "/#/queue")
+        image = page.get_by_role("img", name="Output thumb_00001_.png")
+        expect(image).to_have_attribute("src", re.compile(r"^api/comfyui/view\?filename=thumb_00001_\.png"))
+        expect(image).to_have_js_property("naturalWidth", 1)  # the bytes came through and decoded
         assert errors == []
 
 def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
