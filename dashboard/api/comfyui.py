@@ -135,7 +135,7 @@ async def view_output(request: web.Request, params: dict) -> web.StreamResponse:
         try:
             async for chunk in file.chunks:
                 await response.write(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):  # ComfyUI, the disk or the browser
             if request.transport is not None:  # cut short: the browser sees a broken file, not a short one
                 request.transport.close()
             return response
