@@ -8,6 +8,7 @@ import socket
 import aiohttp
 import pytest
 from comfyui_standin import clean_env, serve_custom_node
+from processes import free_port
 
 
 @pytest.fixture
@@ -58,9 +59,7 @@ async def test_uses_comfyui_folders(aiohttp_client, comfy_env):
 
 async def test_separate_port_serves_the_spec_layout(aiohttp_client, comfy_env):
     monkeypatch, _base = comfy_env
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("DASHBOARD_PORT", str(port))
     _module, server, client = await _serve(aiohttp_client, comfy_env)
     server.prompt_queue.put((1, "abc", {}, {}, []))
@@ -73,12 +72,9 @@ async def test_separate_port_serves_the_spec_layout(aiohttp_client, comfy_env):
     assert (await (await client.get("/dashboard/api/comfyui/health")).json())["queue"]["pending"] == 1
 
 
-
 async def test_the_page_on_the_separate_port_shows_comfyuis_outputs_through_the_api(aiohttp_client, comfy_env):
     monkeypatch, base = comfy_env
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("DASHBOARD_PORT", str(port))
     _module, _server, client = await _serve(aiohttp_client, comfy_env)
     (base / "output" / "renders").mkdir(parents=True)
