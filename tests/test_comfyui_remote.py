@@ -84,11 +84,15 @@ async def test_invalid_workflow_carries_comfyuis_node_errors(remote):
 async def test_priorities_use_comfyuis_numbers(remote):
     comfyui, _backend, client, _events = remote
     names = {}
+    answered = []
     for name, priority in [("a", 0), ("b", 2), ("c", 0), ("d", 2), ("e", -1)]:
-        names[(await execute(client, priority=priority))["prompt_id"]] = name
+        answer = await execute(client, priority=priority)
+        names[answer["prompt_id"]] = name
+        answered.append(answer["number"])
     queue = await call(client, "GET", "/api/comfyui/queue")
     assert [names[i["prompt_id"]] for i in queue["queue_pending"]] == ["b", "d", "a", "c", "e"]
     numbers = [i["number"] for i in queue["queue_pending"]]
+    assert all(type(n) is int for n in answered + numbers)  # integers, as the spec shows them
     assert numbers[0] < -PRIORITY_STEP and numbers[2:4] == [0, 1] and numbers[4] > PRIORITY_STEP
     ran = []
     while (prompt_id := comfyui.worker.run_next()) is not None:

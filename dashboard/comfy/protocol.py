@@ -7,11 +7,12 @@ Priorities are ComfyUI's own queue numbers. ComfyUI runs the pending prompt with
 
 where `sequence` grows with every submission: in process it is ComfyUI's own counter
 (`PromptServer.number`, the one its `POST /prompt` uses); remotely it is that counter for
-priority 0 (ComfyUI assigns it) and milliseconds-resolution seconds since 2024 for any other
-priority. Higher priorities get lower numbers and run first; within one priority, numbers grow, so
-submission order holds. Priority 0 is exactly what ComfyUI's own `POST /prompt` does, so prompts
-queued from ComfyUI's editor and dashboard prompts of priority 0 share one FIFO; the editor's
-"queue front" (number = -counter) lands between priority 0 and priority 1. ComfyUI's UI and its
+priority 0 (ComfyUI assigns it) and whole seconds since 2024 (one more per submission within the
+same second) for any other priority: always an integer, as the API answers it. Higher priorities
+get lower numbers and run first; within one priority, numbers grow, so submission order holds.
+Priority 0 is exactly what ComfyUI's own `POST /prompt` does, so prompts queued from ComfyUI's
+editor and dashboard prompts of priority 0 share one FIFO; the editor's "queue front"
+(number = -counter) lands between priority 0 and priority 1. ComfyUI's UI and its
 `GET /queue` therefore show the same order as the dashboard.
 """
 
@@ -40,9 +41,16 @@ def new_client_id() -> str:
     return f"dashboard-{uuid.uuid4().hex}"
 
 
-def queue_number(priority: int, sequence: float) -> float:
+def queue_number(priority: int, sequence: int) -> int:
     """The ComfyUI queue number for a submission of `priority` at position `sequence`."""
     return sequence - priority * PRIORITY_STEP
+
+
+def whole_number(number: Any) -> Any:
+    """A queue number as an integer where it is one (ComfyUI keeps numbers it is given as floats)."""
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number
 
 
 def queue_full(pending: int, limit: int) -> ApiError:
@@ -68,7 +76,7 @@ def queue_entry(item: Sequence[Any]) -> dict[str, Any]:
     priority = extra.get(PRIORITY_KEY)
     return {
         "prompt_id": item[1],
-        "number": item[0],
+        "number": whole_number(item[0]),
         "priority": priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
         "type": task_type(prompt),
         "workflow": prompt,

@@ -32,6 +32,7 @@ from .protocol import (
     queue_full,
     queue_number,
     run_order,
+    whole_number,
 )
 
 log = logging.getLogger("dashboard.comfyui")
@@ -62,7 +63,7 @@ class RemoteBackend(ComfyBackend):
         self._listener: asyncio.Task | None = None
         self._refresher: asyncio.Task | None = None
         self._queue_dirty = False
-        self._sequence = 0.0
+        self._sequence = 0
 
     def attach(self, bus, max_queue: int = 100) -> None:
         super().attach(bus, max_queue)
@@ -113,7 +114,7 @@ class RemoteBackend(ComfyBackend):
         if not isinstance(answer, dict) or "prompt_id" not in answer:
             answer = answer if isinstance(answer, dict) else {}
             raise invalid_workflow(answer.get("error"), answer.get("node_errors"))
-        return {"prompt_id": answer["prompt_id"], "number": answer["number"],
+        return {"prompt_id": answer["prompt_id"], "number": whole_number(answer["number"]),
                 "node_errors": answer.get("node_errors") or {}}
 
     async def queue(self) -> dict[str, list[dict[str, Any]]]:
@@ -166,8 +167,9 @@ class RemoteBackend(ComfyBackend):
             yield OutputFile(response.content_type, response.content_length,
                              response.content.iter_chunked(_VIEW_CHUNK))
 
-    def _next_sequence(self) -> float:
-        self._sequence = round(max(time.time() - _SEQUENCE_EPOCH, self._sequence + 0.001), 3)
+    def _next_sequence(self) -> int:
+        """Whole seconds since the epoch, one more than the last when submissions come faster."""
+        self._sequence = max(int(time.time()) - _SEQUENCE_EPOCH, self._sequence + 1)
         return self._sequence
 
     async def _request(self, method: str, path: str, body: Any = None, *,

@@ -10,6 +10,7 @@ never to a CDN the request is redirected to.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -32,6 +34,27 @@ CIVITAI_HOSTS = ("civitai.com",)
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub's HTTP client raises when the network, not the code, failed."""
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
+                         ("requests", "RequestException")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+NETWORK_ERRORS = _network_errors()
+
+
+def unreachable(url: str, endpoint_hint: str | None = None) -> str:
+    """The message for a host that cannot be reached, naming the setting that points at it."""
+    hint = f"check the network or {endpoint_hint}" if endpoint_hint else "check the network"
+    return f"cannot reach {urlparse(url).netloc or url}: {hint}"
 
 
 class RetryableError(Exception):
@@ -103,10 +126,15 @@ async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
         meta = await loop.run_in_executor(None, lambda: get_hf_file_metadata(
             url, token=tokens.hf_token or False, timeout=20, endpoint=tokens.hf_endpoint))
     except GatedRepoError:
+        model_page = f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}"
+        if tokens.hf_token:
+            raise download_failed(
+                f"Hugging Face refused HF_TOKEN for {repo}: the token is not valid, or its account has not "
+                f"accepted the licence on the model page",
+                reason="token_refused", token="HF_TOKEN", model_page=model_page, **where) from None
         raise download_failed(
             f"{repo} is gated: accept its licence on the model page and set HF_TOKEN",
-            reason="gated", token="HF_TOKEN", model_page=f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}",
-            **where) from None
+            reason="gated", token="HF_TOKEN", model_page=model_page, **where) from None
     except RevisionNotFoundError:
         raise download_failed(f"Revision {revision!r} of {repo} does not exist", reason="revision_not_found",
                               **where) from None
@@ -114,17 +142,25 @@ async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
         raise download_failed(f"{file} does not exist in {repo} at {revision}", reason="file_not_found",
                               **where) from None
     except RepositoryNotFoundError:
-        raise download_failed(
-            f"Repository {repo} does not exist, or it is private: set HF_TOKEN if you have access",
-            reason="repository_not_found", token="HF_TOKEN", **where) from None
+        access = "HF_TOKEN has no access to it" if tokens.hf_token else "set HF_TOKEN if you have access"
+        raise download_failed(f"Repository {repo} does not exist, or it is private: {access}",
+                              reason="repository_not_found", token="HF_TOKEN", **where) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            raise download_failed(f"Hugging Face refused {repo}/{file} ({status}): check HF_TOKEN",
-                                  reason="unauthorized", token="HF_TOKEN", **where) from None
+            refused = "refused HF_TOKEN for" if tokens.hf_token else "refused"
+            raise download_failed(f"Hugging Face {refused} {repo}/{file} ({status}): check HF_TOKEN",
+                                  reason="token_refused" if tokens.hf_token else "unauthorized",
+                                  token="HF_TOKEN", **where) from None
+        if status is not None and status < 500 and status not in (408, 429):
+            raise download_failed(f"Hugging Face answered {status} for {repo}/{file}", reason="http_error",
+                                  status=status, **where) from None
         raise RetryableError(f"Hugging Face answered {status} for {repo}/{file}") from None
-    except Exception as exc:  # the HTTP client's own connection errors and timeouts
-        raise RetryableError(f"Hugging Face is not reachable: {exc.__class__.__name__}") from None
+    except OfflineModeIsEnabled:
+        raise download_failed(f"HF_HUB_OFFLINE is set: {repo}/{file} cannot be downloaded", reason="offline",
+                              **where) from None
+    except NETWORK_ERRORS:  # connection refused, name resolution, timeouts: worth another try
+        raise RetryableError(unreachable(url, "HF_ENDPOINT")) from None
     etag = (meta.etag or "").lower() or None
     return Resolved(url=url, size=meta.size, etag=meta.etag, commit=meta.commit_hash,
                     sha256=etag if etag and _SHA256.match(etag) else None,
@@ -146,7 +182,7 @@ async def _resolve_url(url: str, tokens: Tokens, session: aiohttp.ClientSession)
             return Resolved(url, int(size) if size and size.isdigit() and int(size) > 0 else None,
                             response.headers.get("ETag"), None, None, None)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise RetryableError(f"{urlparse(url).netloc} is not reachable: {exc.__class__.__name__}") from None
+        raise RetryableError(f"{unreachable(url)} ({exc.__class__.__name__})") from None
 
 
 async def request(session: aiohttp.ClientSession, method: str, url: str, tokens: Tokens,
