@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from .api import TABLES
@@ -13,10 +15,12 @@ from .config import Settings
 from .errors import error_middleware
 from .security.cors import make_cors
 from .security.guard import make_guard
-from .security.ratelimit import RateLimiter, make_rate_limit
+from .security.ratelimit import RateLimiter, make_rate_limit, rate_limit_headers
 from .security.versioning import version_middleware
 from .services.container import Services
 from .ws import Hub
+
+log = logging.getLogger("dashboard")
 
 #: Largest accepted request body (workflows can be big, nothing else is).
 MAX_REQUEST_BYTES = 32 * 1024**2
@@ -33,6 +37,7 @@ def create_app(settings: Settings, backend: ComfyBackend | None = None) -> web.A
     app = build_app(services)
 
     async def start(_app: web.Application) -> None:
+        warn_if_dev(settings)
         await services.start()
 
     async def stop(_app: web.Application) -> None:
@@ -43,23 +48,37 @@ def create_app(settings: Settings, backend: ComfyBackend | None = None) -> web.A
     return app
 
 
+def allowed_origins(settings: Settings) -> tuple[str, ...]:
+    """The origins whose pages may call the API: all of them with DASHBOARD_DEV, else CORS_ORIGINS."""
+    return ("*",) if settings.dev else settings.cors_origins
+
+
+def warn_if_dev(settings: Settings) -> None:
+    """Log, once at start, that the development switch is on."""
+    if settings.dev:
+        log.warning("Development mode (DASHBOARD_DEV / --dev) is on: pages from any site may call this dashboard. "
+                    "Do not use it on a shared network.")
+
+
 def build_app(services: Services) -> web.Application:
     """An application serving `services`, which the caller starts and stops.
 
     Middlewares, outermost first: version header, CORS, rate limit, error shape, origin and auth guard.
     """
     settings = services.settings
+    origins = allowed_origins(settings)
     limiter = RateLimiter(settings.rate_limit, settings.rate_limit_authenticated, settings.trusted_proxies)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[
         version_middleware,
-        make_cors(settings.cors_origins),
+        make_cors(origins),
         make_rate_limit(limiter, services.auth),
         error_middleware,
-        make_guard(services.auth, settings.cors_origins),
+        make_guard(services.auth, origins),
     ])
     app[SERVICES] = services
     app[OPERATIONS] = all_operations(TABLES)
     app[RATE_LIMITER] = limiter
+    app.on_response_prepare.append(rate_limit_headers(limiter, services.auth))
     hub = Hub(services, services.auth.verify if services.auth else None)
     app[HUB] = hub
 

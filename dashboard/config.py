@@ -1,8 +1,8 @@
 """Settings: the one place that reads the environment.
 
-`Settings.from_env()` builds a frozen object from environment variables, and keyword overrides
-(the command line) win over them. Every value is checked here, so a bad value fails at start with
-a message that names the variable, never later in the middle of a request.
+`Settings.from_env()` builds a frozen object from environment variables; keyword overrides and the
+command line's flags win over them. Every value is checked here, so a bad value fails at start with
+a message that names where it came from (the variable, or the flag), never later in a request.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message names the variable."""
+    """A configuration value is missing or malformed; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -49,56 +49,63 @@ class Settings:
     rate_limit_authenticated: int = 1000
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    dev: bool = False
 
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, default_port: int | None = 8080,
-        defaults: Mapping[str, object] | None = None, **overrides,
+        defaults: Mapping[str, object] | None = None, flags: Mapping[str, object] | None = None, **overrides,
     ) -> Settings:
-        """Build settings from `environ` (default: the process environment) and overrides.
+        """Build settings from `environ` (default: the process environment), overrides and flags.
 
-        Overrides whose value is None are ignored, so CLI flags that were not given fall back to
-        the environment. `default_port` is None inside ComfyUI, where the dashboard opens a port of
-        its own only when DASHBOARD_PORT is set. `defaults` are used where neither the environment
-        nor an override gives a value. Raises ConfigError on a malformed value.
+        `flags` are the command line's values by field name (`models_dir` is `--models-dir`); they and
+        the overrides win over the environment, and values that are None are ignored, so a flag that
+        was not given falls back to the environment. `default_port` is None inside ComfyUI, where the
+        dashboard opens a port of its own only when DASHBOARD_PORT is set. `defaults` are used where
+        nothing else gives a value. Raises ConfigError on a malformed value, naming the variable, or
+        the flag when the value came from one.
         """
         env = os.environ if environ is None else environ
         raw = dict.fromkeys(ENV_VARS)
         raw.update({k: v for k, v in (defaults or {}).items() if v is not None})
         raw.update({name: env[var] for name, var in ENV_VARS.items() if env.get(var) not in (None, "")})
         raw.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
+        raw.update(given)
+        src = {**ENV_VARS, **{name: "--" + name.replace("_", "-") for name in given}}
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
 
-        workspace = _path(raw["workspace"], "DASHBOARD_WORKSPACE") or Path("workspace").absolute()
+        workspace = _path(raw["workspace"], src["workspace"]) or Path("workspace").absolute()
         values = {
             "host": _text(raw["host"]) or "127.0.0.1",
-            "port": _port(raw["port"], "DASHBOARD_PORT", default_port),
+            "port": _port(raw["port"], src["port"], default_port),
             "workspace": workspace,
-            "models_dir": _path(raw["models_dir"], "DASHBOARD_MODELS_DIR") or workspace / "models",
-            "data_dir": _path(raw["data_dir"], "DASHBOARD_DATA_DIR") or workspace / ".dashboard",
-            "comfyui_url": _url(raw["comfyui_url"], "COMFYUI_URL"),
-            "status_interval": _number(raw["status_interval"], "DASHBOARD_STATUS_INTERVAL", 2.0, 0.1, 3600),
-            "max_downloads": int(_number(raw["max_downloads"], "DASHBOARD_MAX_DOWNLOADS", 2, 1, 64, True)),
-            "read_timeout": _number(raw["read_timeout"], "DASHBOARD_READ_TIMEOUT", 60.0, 0.1, 3600),
-            "max_queue": int(_number(raw["max_queue"], "DASHBOARD_MAX_QUEUE", 100, 1, 100_000, True)),
-            "official_templates": _flag(raw["official_templates"], "DASHBOARD_OFFICIAL_TEMPLATES", True),
-            "extra_model_paths": _path(raw["extra_model_paths"], "DASHBOARD_EXTRA_MODEL_PATHS"),
+            "models_dir": _path(raw["models_dir"], src["models_dir"]) or workspace / "models",
+            "data_dir": _path(raw["data_dir"], src["data_dir"]) or workspace / ".dashboard",
+            "comfyui_url": _url(raw["comfyui_url"], src["comfyui_url"]),
+            "status_interval": _number(raw["status_interval"], src["status_interval"], 2.0, 0.1, 3600),
+            "max_downloads": int(_number(raw["max_downloads"], src["max_downloads"], 2, 1, 64, True)),
+            "read_timeout": _number(raw["read_timeout"], src["read_timeout"], 60.0, 0.1, 3600),
+            "max_queue": int(_number(raw["max_queue"], src["max_queue"], 100, 1, 100_000, True)),
+            "official_templates": _flag(raw["official_templates"], src["official_templates"], True),
+            "extra_model_paths": _path(raw["extra_model_paths"], src["extra_model_paths"]),
             "hf_token": _text(raw["hf_token"]),
-            "hf_endpoint": _url(raw["hf_endpoint"], "HF_ENDPOINT"),
+            "hf_endpoint": _url(raw["hf_endpoint"], src["hf_endpoint"]),
             "civitai_token": _text(raw["civitai_token"]),
             "preset_download": _id_list(raw["preset_download"]),
             "cuda_visible_devices": _text(raw["cuda_visible_devices"]),
-            "enable_auth": _flag(raw["enable_auth"], "ENABLE_AUTH", False),
-            "secret": _secret(raw["secret"], "DASHBOARD_SECRET"),
+            "enable_auth": _flag(raw["enable_auth"], src["enable_auth"], False),
+            "secret": _secret(raw["secret"], src["secret"]),
             "admin_password": _text(raw["admin_password"]) or _text(env.get("ACCESS_PASSWORD")),
-            "token_ttl": int(_number(raw["token_ttl"], "DASHBOARD_TOKEN_TTL", 3600, 60, 30 * 86400, True)),
-            "rate_limit": int(_number(raw["rate_limit"], "DASHBOARD_RATE_LIMIT", 100, 0, 10**7, True)),
-            "rate_limit_authenticated": int(_number(raw["rate_limit_authenticated"], "DASHBOARD_RATE_LIMIT_AUTH",
+            "token_ttl": int(_number(raw["token_ttl"], src["token_ttl"], 3600, 60, 30 * 86400, True)),
+            "rate_limit": int(_number(raw["rate_limit"], src["rate_limit"], 100, 0, 10**7, True)),
+            "rate_limit_authenticated": int(_number(raw["rate_limit_authenticated"], src["rate_limit_authenticated"],
                                                     1000, 0, 10**7, True)),
-            "trusted_proxies": _networks(raw["trusted_proxies"], "DASHBOARD_TRUSTED_PROXIES"),
-            "cors_origins": _origins(raw["cors_origins"], "CORS_ORIGINS"),
+            "trusted_proxies": _networks(raw["trusted_proxies"], src["trusted_proxies"]),
+            "cors_origins": _origins(raw["cors_origins"], src["cors_origins"]),
+            "dev": _flag(raw["dev"], src["dev"], False),
         }
         return cls(**values)
 
@@ -134,6 +141,7 @@ ENV_VARS = {
     "rate_limit_authenticated": "DASHBOARD_RATE_LIMIT_AUTH",
     "trusted_proxies": "DASHBOARD_TRUSTED_PROXIES",
     "cors_origins": "CORS_ORIGINS",
+    "dev": "DASHBOARD_DEV",
 }
 
 

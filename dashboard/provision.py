@@ -1,18 +1,20 @@
 """Headless provisioning: `comfy-dashboard presets list|install|status` and `users add`, for Docker
 entrypoints.
 
-Runs the same services as the server, without HTTP. `install` shows a progress line per preset
-on stderr and exits non-zero if any install fails.
+Runs the same services as the server, without HTTP and without a ComfyUI. `install` shows a
+progress line per preset on stderr and exits non-zero if any install fails. The caller creates the
+folders first (`cli.prepare_folders`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 from typing import TextIO
 
-from .app import default_backend
-from .comfy.folders import ensure_model_folders
+from .comfy.backend import UnavailableBackend
 from .config import Settings
 from .errors import ApiError
 from .services.auth import AuthService
@@ -23,8 +25,6 @@ from .store import Store
 def run(settings: Settings, command: str, preset_ids: list[str], force: bool = False, priority: str = "normal",
         out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run one presets command; returns the process exit code."""
-    ensure_model_folders(settings.models_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     # PRESET_DOWNLOAD is for the server's start; here the command line says what to install.
     settings = settings.replace(preset_download=())
     return asyncio.run(_run(settings, command, preset_ids, force, priority, out, err))
@@ -32,7 +32,7 @@ def run(settings: Settings, command: str, preset_ids: list[str], force: bool = F
 
 async def _run(settings: Settings, command: str, preset_ids: list[str], force: bool, priority: str,
                out: TextIO, err: TextIO) -> int:
-    services = Services(settings, default_backend(settings))
+    services = Services(settings, UnavailableBackend())  # installing needs no ComfyUI
     await services.start()
     try:
         if command == "list":
@@ -147,7 +147,18 @@ def add_user(settings: Settings, username: str, role: str, password: str) -> int
         finally:
             await store.close()
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(add())
     print(f"user {username!r} saved with role {role}")
     return 0
+
+
+def has_users(settings: Settings) -> bool:
+    """Whether the data dir's database holds any user (blocking: for the start, before the loop runs)."""
+    path = settings.data_dir / "dashboard.db"
+    if not path.is_file():
+        return False
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        try:
+            return db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+        except sqlite3.OperationalError:  # no users table yet
+            return False

@@ -60,3 +60,29 @@ def test_empty_values_mean_unset():
 
 def test_paths_are_absolute():
     assert Settings.from_env({"DASHBOARD_WORKSPACE": "rel/ws"}).workspace == Path("rel/ws").absolute()
+
+
+def test_a_malformed_flag_names_the_flag_not_the_variable():
+    with pytest.raises(ConfigError, match=r"^--port: expected a port number, got 'abc'$"):
+        Settings.from_env({"DASHBOARD_PORT": "9000"}, flags={"port": "abc"})
+    with pytest.raises(ConfigError, match=r"^--models-dir: "):
+        Settings.from_env({}, flags={"models_dir": "bad\0path"})
+    with pytest.raises(ConfigError, match=r"^--comfyui-url: "):
+        Settings.from_env({}, flags={"comfyui_url": "localhost:8188"})
+
+
+def test_a_flag_not_given_leaves_the_variable_named():
+    with pytest.raises(ConfigError, match=r"^DASHBOARD_PORT: "):
+        Settings.from_env({"DASHBOARD_PORT": "abc"}, flags={"port": None})
+
+
+def test_flags_win_over_the_environment():
+    settings = Settings.from_env({"DASHBOARD_PORT": "9000", "DASHBOARD_DEV": "false"}, flags={"port": "0", "dev": True})
+    assert settings.port == 0 and settings.dev is True
+
+
+def test_the_development_switch_is_off_unless_set():
+    assert Settings.from_env({}).dev is False
+    assert Settings.from_env({"DASHBOARD_DEV": "true"}).dev is True
+    with pytest.raises(ConfigError, match="DASHBOARD_DEV"):
+        Settings.from_env({"DASHBOARD_DEV": "maybe"})

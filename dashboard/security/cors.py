@@ -1,8 +1,9 @@
 """CORS for the standalone and separate-port servers: CORS_ORIGINS (a list, or `*`).
 
-Unset, no cross-origin access is granted (the dashboard's own page is same-origin). Inside
-ComfyUI, ComfyUI's own middlewares run first: without `--enable-cors-header` ComfyUI answers
-preflights itself and refuses cross-origin requests to loopback; with it, ComfyUI's headers apply.
+DASHBOARD_DEV (development only) allows every origin, as `*` does. Unset, no cross-origin access
+is granted (the dashboard's own page is same-origin). Inside ComfyUI, ComfyUI's own middlewares
+run first: without `--enable-cors-header` ComfyUI answers preflights itself and refuses
+cross-origin requests to loopback; with it, ComfyUI's headers apply.
 """
 
 from __future__ import annotations

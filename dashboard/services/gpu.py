@@ -61,7 +61,7 @@ class GpuReader:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
             if not self._unavailable_logged:
-                log.info("No NVIDIA GPU readings: %s", exc)
+                log.debug("No NVIDIA GPU readings: %s", exc)
                 self._unavailable_logged = True
             return False
         self._initialised = True
