@@ -171,15 +171,31 @@ class Store:
 
     # users and tokens
 
-    async def save_user(self, username: str, role: str, password_hash: str) -> None:
-        """Create or replace a user."""
+    async def save_user(self, username: str, role: str, password_hash: str) -> float:
+        """Create or replace a user; returns the new record's created_at."""
+        created_at = time.time()
         await self._run(lambda: self._db.execute(
             "INSERT OR REPLACE INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            (username, role, password_hash, time.time())))
+            (username, role, password_hash, created_at)))
+        return created_at
 
-    async def user(self, username: str) -> dict[str, Any] | None:
-        rows = await self._run(self._rows, "SELECT * FROM users WHERE username = ?", (username,))
-        return rows[0] if rows else None
+    async def users(self) -> list[dict[str, Any]]:
+        """Every user: username, role, password_hash, created_at."""
+        return await self._run(self._rows, "SELECT * FROM users")
+
+    async def set_role(self, username: str, role: str) -> bool:
+        """Change a user's role (nothing else); False if there is no such user."""
+        return await self._run(lambda: self._db.execute(
+            "UPDATE users SET role = ? WHERE username = ?", (role, username)).rowcount > 0)
+
+    async def delete_user(self, username: str) -> bool:
+        """Remove a user; False if there was none."""
+        return await self._run(lambda: self._db.execute(
+            "DELETE FROM users WHERE username = ?", (username,)).rowcount > 0)
+
+    async def data_version(self) -> int:
+        """A number that changes whenever another connection (another process) commits to the database."""
+        return (await self._run(lambda: self._db.execute("PRAGMA data_version").fetchone()))[0]
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         """Remember a revoked token until it would have expired anyway."""

@@ -20,6 +20,7 @@ from dashboard.ws import CLOSE_UNAUTHORIZED
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
+COUNTED = "/api/auth/verify"  # a cheap route the rate limit counts (with auth off it answers 200)
 
 
 @pytest.fixture
@@ -200,12 +201,13 @@ def test_users_add_command(tmp_path):
 async def test_rate_limit_headers_and_429(make_client):
     client = await make_client(rate_limit=3)
     for remaining in (2, 1, 0):
-        response = await client.get("/health")
+        response = await client.get(COUNTED)
         assert response.headers["X-RateLimit-Limit"] == "3"
         assert response.headers["X-RateLimit-Remaining"] == str(remaining)
         assert int(response.headers["X-RateLimit-Reset"]) >= int(time.time())
     limited = await client.get("/api/presets")
     assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["X-RateLimit-Limit"] == "3" and limited.headers["X-RateLimit-Remaining"] == "0"
     assert (await limited.json())["error"]["code"] == "RATE_LIMIT_EXCEEDED"
 
 
@@ -219,18 +221,61 @@ async def test_tokens_get_their_own_bigger_budget(secure):
 
 async def test_forwarded_for_only_from_trusted_proxies(make_client):
     untrusted = await make_client(rate_limit=1)
-    assert (await untrusted.get("/health", headers={"X-Forwarded-For": "10.0.0.1"})).status == 200
-    assert (await untrusted.get("/health", headers={"X-Forwarded-For": "10.0.0.2"})).status == 429
+    assert (await untrusted.get(COUNTED, headers={"X-Forwarded-For": "10.0.0.1"})).status == 200
+    assert (await untrusted.get(COUNTED, headers={"X-Forwarded-For": "10.0.0.2"})).status == 429
     trusted = await make_client(rate_limit=1, trusted_proxies=("127.0.0.1",))
-    assert (await trusted.get("/health", headers={"X-Forwarded-For": "10.0.0.1"})).status == 200
-    assert (await trusted.get("/health", headers={"X-Forwarded-For": "10.0.0.2"})).status == 200
-    assert (await trusted.get("/health", headers={"X-Forwarded-For": "10.0.0.2"})).status == 429
+    assert (await trusted.get(COUNTED, headers={"X-Forwarded-For": "10.0.0.1"})).status == 200
+    assert (await trusted.get(COUNTED, headers={"X-Forwarded-For": "10.0.0.2"})).status == 200
+    assert (await trusted.get(COUNTED, headers={"X-Forwarded-For": "10.0.0.2"})).status == 429
 
 
 async def test_rate_limit_zero_turns_it_off(make_client):
     client = await make_client(rate_limit=0)
-    response = await client.get("/health")
-    assert "X-RateLimit-Limit" not in response.headers
+    for path in ("/health", COUNTED, "/"):
+        response = await client.get(path)
+        assert response.status == 200 and "X-RateLimit-Limit" not in response.headers
+
+
+async def test_health_is_never_rate_limited(make_client):
+    client = await make_client(rate_limit=2)
+    for _ in range(5):
+        health = await client.get("/health")
+        assert health.status == 200 and health.headers["X-RateLimit-Remaining"] == "2"  # not counted
+    for _ in range(3):
+        await client.get(COUNTED)
+    assert (await client.get(COUNTED)).status == 429
+    health = await client.get("/health")  # a load balancer's probe passes while the API budget is spent
+    assert health.status == 200 and (await health.json())["status"] == "healthy"
+    assert health.headers["X-RateLimit-Limit"] == "2" and health.headers["X-RateLimit-Remaining"] == "0"
+
+
+async def test_every_response_carries_the_rate_limit_headers(make_client):
+    client = await make_client(rate_limit=50, cors_origins=("http://ok.example",))
+    preflight = {"Origin": "http://ok.example", "Access-Control-Request-Method": "POST"}
+    answers = {
+        "page": await client.get("/"),
+        "asset": await client.get("/assets/app.js"),
+        "unknown route": await client.get("/api/no/such/thing"),
+        "unsupported version": await client.get(COUNTED, headers={"X-API-Version": "9.0"}),
+        "preflight": await client.options("/api/downloads/dl_x/pause", headers=preflight),
+        "refused preflight": await client.options("/health", headers={**preflight, "Origin": "http://evil.example"}),
+        "wrong method": await client.delete("/health"),
+    }
+    assert [answer.status for answer in answers.values()] == [200, 200, 404, 400, 204, 403, 405]
+    for what, answer in answers.items():
+        assert answer.headers.get("X-RateLimit-Limit") == "50", what
+        assert 0 <= int(answer.headers["X-RateLimit-Remaining"]) <= 50, what
+        assert int(answer.headers["X-RateLimit-Reset"]) >= int(time.time()), what
+
+
+async def test_websocket_messages_are_not_counted(make_client):
+    client = await make_client(rate_limit=3)
+    async with client.ws_connect("/ws") as socket:  # the handshake counts once
+        for n in range(10):
+            await socket.send_json({"type": "ping", "id": n})
+            assert await socket.receive_json() == {"type": "pong", "id": n}
+    response = await client.get(COUNTED)
+    assert response.status == 200 and response.headers["X-RateLimit-Remaining"] == "1"
 
 
 async def test_without_cors_origins_foreign_pages_cannot_change_state(client):

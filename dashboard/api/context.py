@@ -1,11 +1,14 @@
-"""What a handler can reach from its request: the services and the operation list."""
+"""What a handler can reach from its request: the services, the operation list and the user."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from ..security.guard import USER  # `request[USER]`: set by the auth guard, which defines it (no import cycle)
 from ..security.ratelimit import RateLimiter
 from ..services.container import Services
+
+__all__ = ["HUB", "OPERATIONS", "RATE_LIMITER", "SERVICES", "USER", "services"]
 
 SERVICES = web.AppKey("services", Services)
 OPERATIONS = web.AppKey("operations", list)

@@ -1,11 +1,12 @@
 """Who may call what: authentication (bearer token or session cookie), roles, and origin checks.
 
 With ENABLE_AUTH on, every route needs a valid token except those declared `public` (`/health`,
-`/api/auth/login`, and `/ws`, which authenticates inside the socket). A viewer may read; anything
-that changes state needs an administrator. A request authenticated by cookie that changes state
-must be same-origin JSON. Always, auth on or off: a state-changing request or a WebSocket
-handshake sent by a browser page of another origin (not in CORS_ORIGINS) is refused, so a web
-page the user happens to visit cannot drive a dashboard listening on localhost.
+`/api/auth/login`, and `/ws`, which authenticates inside the socket). Each request is checked
+against the user's current role and the token's revocation, not against what the token says.
+A viewer may read; anything that changes state needs an administrator. A request authenticated by
+cookie that changes state must be same-origin JSON. Always, auth on or off: a state-changing
+request or a WebSocket handshake sent by a browser page of another origin (not in CORS_ORIGINS)
+is refused, so a web page the user happens to visit cannot drive a dashboard listening on localhost.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ..services.auth import AuthService
 
 COOKIE = "dashboard_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: The authenticated user of a request, `{username, role, jti, exp}` (absent when auth is off).
+USER = web.RequestKey("user", dict)
 
 
 def request_token(request: web.Request) -> tuple[str | None, str | None]:
@@ -68,12 +71,12 @@ def make_guard(auth: AuthService | None, cors_origins: tuple[str, ...]):
         user = None
         if token is not None:
             try:
-                user = auth.verify(token)
+                user = await auth.authenticate(token)
             except ApiError:
                 if not public:
                     raise
         if user is not None:
-            request["user"] = user
+            request[USER] = user
         if public:
             return await handler(request)
         if user is None:

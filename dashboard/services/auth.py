@@ -3,8 +3,15 @@
 Passwords are stored as salted scrypt hashes (hashed off the event loop). Tokens are JWTs (HS256,
 pyjwt) signed with DASHBOARD_SECRET, or with a secret generated once and kept in the data dir
 with 0600 permissions. Logging out revokes a token's id in SQLite, so it stays revoked after a
-restart. Repeated failed logins for a user or an address lock them out for a growing time.
-Secrets never appear in logs or error messages.
+restart.
+
+A token names its user; every check reads that user's current role from an in-memory copy of the
+users and revoked tokens, so a demoted user is a viewer at once, and the tokens of a removed or
+replaced user stop working. Every change goes through this service, which writes SQLite and the
+copy alike and tells its listeners (the WebSocket hub); what another process commits (the
+`comfy-dashboard users add` command) is read again at the next check, which asks SQLite whether
+anything changed (`PRAGMA data_version`). Repeated failed logins for a user from one address slow
+down that user at that address only. Secrets never appear in logs or error messages.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,8 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 FAILURES_BEFORE_LOCKOUT = 5
 FAILURE_WINDOW = 15 * 60
 MAX_LOCKOUT = 15 * 60
+#: (user, address) pairs with recent failures kept before the stale ones are dropped.
+MAX_TRACKED = 10_000
 
 
 def hash_password(password: str) -> str:
@@ -75,7 +85,7 @@ def load_secret(configured: str | None, data_dir: Path) -> str:
 
 
 class AuthService:
-    """Logs users in and out and checks tokens."""
+    """Logs users in and out, keeps the users, and checks tokens against them."""
 
     def __init__(self, store: Store, data_dir: Path, secret: str | None, token_ttl: int,
                  admin_password: str | None) -> None:
@@ -85,72 +95,156 @@ class AuthService:
         self._configured_secret = secret
         self._admin_password = admin_password
         self._secret = ""
+        self._users: dict[str, dict[str, Any]] = {}
         self._revoked: set[str] = set()
-        self._failures: dict[str, list[float]] = {}
+        self._seen_version: int | None = None
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     async def start(self) -> None:
-        """Load the secret and revocations; create or update `admin` from the configured password."""
+        """Load the secret, users and revocations; create or update `admin` from the configured password."""
         loop = asyncio.get_running_loop()
         self._secret = await loop.run_in_executor(None, load_secret, self._configured_secret, self.data_dir)
-        self._revoked = await self.store.revoked()
+        await self._load()
         if self._admin_password:
-            await self.add_user("admin", self._admin_password, "administrator")
-        elif await self.store.user("admin") is None:
+            await self.add_user("admin", self._admin_password, "administrator")  # unchanged: sessions stay
+        elif "admin" not in self._users:
             log.warning("Authentication is on but no admin password is set: set DASHBOARD_ADMIN_PASSWORD "
                         "(or add users with 'comfy-dashboard users add')")
 
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener()` after every change to users or revoked tokens; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
     async def add_user(self, username: str, password: str, role: str) -> None:
-        """Create or replace a user."""
-        if role not in ROLES:
-            raise ApiError("INVALID_REQUEST", f"Unknown role {role!r}", {"roles": list(ROLES)})
-        digest = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-        await self.store.save_user(username, role, digest)
+        """Create a user, or change one. With the password it has, only the role changes, and its tokens
+        keep working with the new role; with another password the user is replaced, and its tokens stop
+        working."""
+        _check_role(role)
+        await self.refresh()
+        loop = asyncio.get_running_loop()
+        existing = self._users.get(username)
+        if existing is not None and await loop.run_in_executor(None, verify_password, password,
+                                                               existing["password_hash"]):
+            if existing["role"] != role:
+                await self.set_role(username, role)
+            return
+        digest = await loop.run_in_executor(None, hash_password, password)
+        created_at = await self.store.save_user(username, role, digest)
+        self._users = {**self._users, username: {"username": username, "role": role, "password_hash": digest,
+                                                 "created_at": created_at}}
+        self._changed()
+
+    async def set_role(self, username: str, role: str) -> None:
+        """Change a user's role; their tokens keep working, with the new role."""
+        _check_role(role)
+        if not await self.store.set_role(username, role):
+            raise ApiError("NOT_FOUND", "No such user", {"username": username[:100]})
+        if username in self._users:
+            self._users = {**self._users, username: {**self._users[username], "role": role}}
+        self._changed()
+
+    async def remove_user(self, username: str) -> None:
+        """Remove a user; their tokens stop working."""
+        if not await self.store.delete_user(username):
+            raise ApiError("NOT_FOUND", "No such user", {"username": username[:100]})
+        self._users = {name: user for name, user in self._users.items() if name != username}
+        self._changed()
+
+    async def refresh(self) -> None:
+        """Read users and revocations again if another process committed to the database since the last look."""
+        if await self.store.data_version() != self._seen_version:
+            await self._load()
 
     async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
-        """`{token, expires_in, user}` for good credentials; UNAUTHORIZED or RATE_LIMIT_EXCEEDED otherwise."""
-        keys = (f"user:{username}", f"ip:{address}")
-        wait = max(self._lockout(key) for key in keys)
+        """`{token, expires_in, user}` for good credentials; UNAUTHORIZED or RATE_LIMIT_EXCEEDED otherwise.
+
+        Only failures for this user from this address slow it down, so nobody elsewhere is locked out.
+        """
+        key = (username, address)
+        wait = self._lockout(key)
         if wait > 0:
             raise ApiError("RATE_LIMIT_EXCEEDED", "Too many failed logins; try again later",
                            {"retry_after": int(wait) + 1}, headers={"Retry-After": str(int(wait) + 1)})
-        user = await self.store.user(username)
+        await self.refresh()
+        user = self._users.get(username)
         ok = user is not None and await asyncio.get_running_loop().run_in_executor(
             None, verify_password, password, user["password_hash"])
         if not ok:
-            now = time.time()
-            for key in keys:
-                self._failures.setdefault(key, []).append(now)
+            self._failed(key)
             log.warning("Failed login for user %r from %s", username[:64], address)
             raise ApiError("UNAUTHORIZED", "Wrong username or password")
-        for key in keys:
-            self._failures.pop(key, None)
-        return {"token": self.issue(user["username"], user["role"]), "expires_in": self.token_ttl,
+        self._failures.pop(key, None)
+        return {"token": self.issue(user), "expires_in": self.token_ttl,
                 "user": {"username": user["username"], "role": user["role"]}}
 
-    def issue(self, username: str, role: str) -> str:
+    def issue(self, user: dict[str, Any]) -> str:
+        """A token for this user record; `ver` ties it to the record, so replacing the user voids it."""
         now = int(time.time())
-        claims = {"sub": username, "role": role, "iat": now, "exp": now + self.token_ttl,
-                  "jti": secrets.token_hex(12)}
+        claims = {"sub": user["username"], "role": user["role"], "ver": user["created_at"], "iat": now,
+                  "exp": now + self.token_ttl, "jti": secrets.token_hex(12)}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The user a token belongs to: `{username, role, jti, exp}`; UNAUTHORIZED if expired, tampered or revoked."""
+        """The user a token belongs to, with their current role: `{username, role, jti, exp}`.
+
+        UNAUTHORIZED if the token is expired, tampered or revoked, or its user was removed or replaced.
+        Reads only memory: call `refresh()` first to notice other processes' changes (see `authenticate`).
+        """
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub", "jti"]})
         except jwt.ExpiredSignatureError:
             raise ApiError("UNAUTHORIZED", "Token expired; log in again") from None
         except jwt.PyJWTError:
             raise ApiError("UNAUTHORIZED", "Invalid token") from None
-        if claims["jti"] in self._revoked or claims.get("role") not in ROLES:
+        if claims["jti"] in self._revoked:
             raise ApiError("UNAUTHORIZED", "Token revoked; log in again")
-        return {"username": claims["sub"], "role": claims["role"], "jti": claims["jti"], "exp": claims["exp"]}
+        user = self._users.get(claims["sub"])
+        if user is None or claims.get("ver") != user["created_at"]:
+            raise ApiError("UNAUTHORIZED", "This account was removed or replaced; log in again")
+        return {"username": user["username"], "role": user["role"], "jti": claims["jti"], "exp": claims["exp"]}
+
+    async def authenticate(self, token: str) -> dict[str, Any]:
+        """`verify`, after noticing what other processes changed: the check for every request."""
+        await self.refresh()
+        return self.verify(token)
 
     async def logout(self, user: dict[str, Any]) -> None:
         """Revoke the token the user presented."""
         self._revoked.add(user["jti"])
         await self.store.revoke(user["jti"], user["exp"])
+        self._changed()
 
-    def _lockout(self, key: str) -> float:
+    async def _load(self) -> None:
+        # Each copy is replaced right after its own read: the store runs calls in order, so a change made
+        # here meanwhile is never overwritten by an older read. Revocations only ever grow.
+        version = await self.store.data_version()
+        users = {user["username"]: user for user in await self.store.users()}
+        changed = users != self._users
+        self._users = users
+        revoked = self._revoked | await self.store.revoked()
+        changed = changed or revoked != self._revoked
+        self._revoked, self._seen_version = revoked, version
+        if changed:
+            self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("An auth change listener failed")
+
+    def _failed(self, key: tuple[str, str]) -> None:
+        now = time.time()
+        if len(self._failures) >= MAX_TRACKED:
+            self._failures = {k: times for k, times in self._failures.items() if now - times[-1] < FAILURE_WINDOW}
+        self._failures.setdefault(key, []).append(now)
+
+    def _lockout(self, key: tuple[str, str]) -> float:
+        """Seconds this (user, address) must still wait: 2 s after the 5th failure in 15 minutes, doubling
+        with each further failure, at most 15 minutes."""
         now = time.time()
         recent = [t for t in self._failures.get(key, []) if now - t < FAILURE_WINDOW]
         if recent:
@@ -161,6 +255,11 @@ class AuthService:
             return 0.0
         lock = min(MAX_LOCKOUT, 2 ** (len(recent) - FAILURES_BEFORE_LOCKOUT + 1))
         return max(0.0, recent[-1] + lock - now)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ApiError("INVALID_REQUEST", f"Unknown role {role!r}", {"roles": list(ROLES)})
 
 
 def _b64(data: bytes) -> str:

@@ -1,6 +1,6 @@
 // The dashboard page: login when needed, the live feed, and a hash router over one module per view.
 
-import { api, onUnauthorized } from "./api.js";
+import { api, onRateLimited, onUnauthorized } from "./api.js";
 import { h } from "./dom.js";
 import { Live } from "./live.js";
 import { showLogin } from "./login.js";
@@ -57,6 +57,25 @@ live.on("state", (state) => {
 });
 live.on("unauthorized", () => login());
 onUnauthorized(() => login());
+
+// Reads refused by the rate limit wait and try again by themselves (api.js): say so, counting down.
+const rateNotice = h("span", { id: "rate-limit", class: "live", role: "status", "data-state": "waiting", hidden: true });
+liveStatus.before(rateNotice);
+let rateTimer = null;
+onRateLimited((retryAt) => {
+  clearInterval(rateTimer);
+  rateNotice.hidden = !retryAt;
+  if (!retryAt) {
+    live.reconnectNow(); // the socket's handshake was likely refused too: no need to wait for its backoff
+    return;
+  }
+  const show = () => {
+    const seconds = Math.ceil((retryAt - Date.now()) / 1000);
+    rateNotice.textContent = seconds > 0 ? `Rate limited: retrying in ${seconds} s` : "Rate limited: retrying…";
+  };
+  show();
+  rateTimer = setInterval(show, 1000);
+});
 
 connectStore(live, (kind, data) => {
   if (kind === "workflow_error") {
