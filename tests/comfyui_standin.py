@@ -490,8 +490,21 @@ class ServedComfyUI:
             self._runner = None
 
 
-def install(monkeypatch, base: Path, loop) -> PromptServer:
-    """Put stand-in `server`, `execution`, `nodes` and `folder_paths` modules in sys.modules; returns the server."""
+#: The model folder types of ComfyUI 0.3.64's folder_paths.py, in its order (it has no `latent_upscale_models`).
+COMFYUI_0_3_64_FOLDERS = ("checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
+                          "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen",
+                          "upscale_models", "hypernetworks", "photomaker", "classifiers", "model_patches",
+                          "audio_encoders")
+#: Folder types that also read an older folder name, as ComfyUI's folder_paths.py lays them out.
+_LEGACY = {"text_encoders": ["text_encoders", "clip"], "diffusion_models": ["unet", "diffusion_models"],
+           "controlnet": ["controlnet", "t2i_adapter"]}
+
+
+def install(monkeypatch, base: Path, loop, folder_types: tuple[str, ...] | None = None) -> PromptServer:
+    """Put stand-in `server`, `execution`, `nodes` and `folder_paths` modules in sys.modules; returns the server.
+
+    `folder_types` (e.g. COMFYUI_0_3_64_FOLDERS) replaces the few model folders it has by default.
+    """
     folder_paths = types.ModuleType("folder_paths")
     folder_paths.base_path = str(base)
     folder_paths.models_dir = str(base / "models")
@@ -507,6 +520,10 @@ def install(monkeypatch, base: Path, loop) -> PromptServer:
         "diffusion_models": ([str(models / "unet"), str(models / "diffusion_models")], extensions),
         "custom_nodes": ([str(base / "custom_nodes")], set()),
     }
+    if folder_types is not None:
+        folder_paths.folder_names_and_paths = {
+            kind: ([str(models / name) for name in _LEGACY.get(kind, [kind])], extensions) for kind in folder_types}
+        folder_paths.folder_names_and_paths["custom_nodes"] = ([str(base / "custom_nodes")], set())
     server = types.ModuleType("server")
     server.PromptServer = PromptServer
     execution = types.ModuleType("execution")
@@ -544,9 +561,119 @@ def clean_env(monkeypatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-async def serve_custom_node(monkeypatch, base: Path, aiohttp_client):
+async def serve_custom_node(monkeypatch, base: Path, aiohttp_client, folder_types: tuple[str, ...] | None = None):
     """The stand-in with this package loaded as a custom node and its core routes added: (module, server, client)."""
-    server = install(monkeypatch, base, asyncio.get_running_loop())
+    server = install(monkeypatch, base, asyncio.get_running_loop(), folder_types)
     module = load_custom_node(monkeypatch)
     server.add_routes()
     return module, server, await aiohttp_client(server.app)
+
+
+# ---- ComfyUI's frontend, as far as an extension sees it ----
+
+#: The custom node's folder name: its WEB_DIRECTORY is served at /extensions/<this>/.
+EXTENSION_DIR = "comfyui-dashboard"
+
+_FRONTEND_APP = """
+// The frontend's extension API: registerExtension (setup runs once the app is up), a sidebar tab
+// toggled by a button labelled with its tooltip (render() gets a new element on every open, destroy()
+// runs on close), toasts.
+const extensions = [];
+export const app = {
+  registerExtension(extension) { extensions.push(extension); },
+  extensionManager: {
+    registerSidebarTab(tab) {
+      let open = null;
+      const button = document.createElement("button");
+      button.setAttribute("aria-label", tab.tooltip);
+      button.textContent = tab.title;
+      button.addEventListener("click", () => {
+        if (open) {
+          open.remove();
+          open = null;
+          if (tab.destroy) tab.destroy();
+          return;
+        }
+        open = document.createElement("div");
+        tab.render(open); // as ComfyUI's frontend does: before the element is in the page
+        document.getElementById("sidebar").append(open);
+      });
+      document.getElementById("tabs").append(button);
+    },
+    toast: {
+      add({ severity, summary, detail }) {
+        const item = document.createElement("div");
+        item.className = "toast";
+        item.setAttribute("role", severity === "error" ? "alert" : "status");
+        const title = document.createElement("strong");
+        title.textContent = summary;
+        item.append(title, " ", detail || "");
+        document.getElementById("toasts").append(item);
+      },
+    },
+  },
+};
+window.app = app;
+export async function start() {
+  for (const extension of extensions) if (extension.setup) await extension.setup();
+}
+"""
+_FRONTEND_API = 'export const api = { api_base: "", addEventListener() {} };\n'
+_FRONTEND_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ComfyUI</title></head>
+<body><nav id="tabs"></nav><aside id="sidebar"></aside><div id="toasts"></div>
+<script type="module">
+import {{ start }} from "/scripts/app.js";
+await import("/extensions/{EXTENSION_DIR}/dashboard_sidebar.js");
+await start();
+</script></body></html>
+"""
+
+
+def add_frontend(server: PromptServer) -> None:
+    """Serve a minimal ComfyUI editor page at `/` that loads this package's web extension, as ComfyUI does."""
+    scripts = {"app.js": _FRONTEND_APP, "api.js": _FRONTEND_API}
+
+    async def page(request):
+        return web.Response(text=_FRONTEND_PAGE, content_type="text/html")
+
+    async def script(request):
+        name = request.match_info["name"]
+        if name not in scripts:
+            raise web.HTTPNotFound()
+        return web.Response(text=scripts[name], content_type="text/javascript")
+
+    server.app.router.add_get("/", page)
+    server.app.router.add_get("/scripts/{name}", script)
+    server.app.router.add_static(f"/extensions/{EXTENSION_DIR}", ROOT / "web" / "comfyui")
+
+
+@contextlib.contextmanager
+def served_custom_node(monkeypatch, base: Path, folder_types: tuple[str, ...] | None = None):
+    """The stand-in with this package as a custom node and the frontend page, on a loopback port in a thread.
+
+    For tests that are not async (a browser); yields the URL.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="comfyui-standin", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[web.AppRunner, int]:
+        server = install(monkeypatch, base, asyncio.get_running_loop(), folder_types)
+        load_custom_node(monkeypatch)
+        server.add_routes()
+        add_frontend(server)
+        runner = web.AppRunner(server.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import urllib.error
+import urllib.request
+
 import aiohttp
 import pytest
 from processes import free_port
@@ -66,15 +71,33 @@ async def test_the_separate_port_serves_comfyuis_files_as_its_view_does(comfyui)
             assert response.status == 400
 
 
-def test_broken_dashboard_leaves_comfyui_serving(tmp_path):
-    import urllib.request
-
-    with running_comfyui(tmp_path, {"DASHBOARD_PORT": "not-a-port"}) as url:
+@pytest.mark.parametrize("env, reason", [
+    ({"DASHBOARD_PORT": "not-a-port"}, "DASHBOARD_PORT: expected a port number, got 'not-a-port'"),
+    ({"DASHBOARD_DATA_DIR": "{base}/taken"}, "DASHBOARD_DATA_DIR: the data folder {base}/taken cannot be used"),
+])
+def test_a_dashboard_that_failed_to_start_answers_503_and_comfyui_keeps_serving(tmp_path, env, reason):
+    (tmp_path / "taken").write_text("not a folder")
+    env = {name: value.format(base=tmp_path) for name, value in env.items()}
+    reason = reason.format(base=tmp_path)
+    with running_comfyui(tmp_path, env) as url:
         with urllib.request.urlopen(url + "/api/models", timeout=5) as response:
             assert response.status == 200
-        try:
-            urllib.request.urlopen(url + "/dashboard/health", timeout=5)
-            raise AssertionError("dashboard should not be mounted")
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
-    assert "ComfyUI Dashboard failed to set up" in comfyui_log(tmp_path)
+        for path in ("/dashboard/health", "/dashboard/api/system/status", "/dashboard/"):
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(url + path, timeout=5)
+            error = json.load(answer.value)["error"]
+            assert answer.value.code == 503 and error["code"] == "DASHBOARD_UNAVAILABLE", path
+            assert error["message"].startswith(f"ComfyUI Dashboard failed to start: {reason}")
+    log = comfyui_log(tmp_path)
+    assert len([line for line in log.splitlines() if "ComfyUI Dashboard failed to start" in line]) == 1, log
+    assert not re.search(r'File "[^"]*dashboard', log)  # no traceback through the dashboard's code
+
+
+async def test_presets_for_a_newer_comfyui_are_listed_as_such(comfyui):
+    url, _port_url, _base = comfyui
+    async with aiohttp.ClientSession() as session, session.get(url + "/dashboard/api/presets") as response:
+        listing = await response.json()
+    assert listing["errors"] == []
+    newer = {p["id"]: p["requires"] for p in listing["presets"] if p["requires"]}
+    assert newer == {i: {"comfyui_folders": ["latent_upscale_models"]}
+                     for i in ["HUNYUAN_VIDEO_1_5_I2V", "HUNYUAN_VIDEO_1_5_T2V", "LTX_2_3_T2V", "LTX_2_T2V"]}

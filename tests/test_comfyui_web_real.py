@@ -61,6 +61,7 @@ def test_sidebar_tab_is_live_and_installs_a_preset(comfyui):
         expect(full_page).to_have_attribute("href", "/dashboard/")
         expect(tab.get_by_role("region", name="Queue")).to_contain_text("0 running")
         tab.get_by_label("Find a preset to install").fill("sidebar tiny")
+        expect(tab.get_by_role("region", name="Install a preset")).to_contain_text("Sidebar Tiny · 6.3 MB")
         tab.get_by_role("button", name="Install Sidebar Tiny").click()
         expect(tab.get_by_role("progressbar", name="Progress of Sidebar Tiny")).to_be_visible()
         expect(tab.get_by_role("button", name="Pause download of Sidebar Tiny")).to_be_visible()
@@ -74,8 +75,32 @@ def test_sidebar_tab_is_live_and_installs_a_preset(comfyui):
         page.locator(f'button[aria-label^="{TOOLTIP}"]').click()
         expect(tab).to_be_hidden()
         page.locator(f'button[aria-label^="{TOOLTIP}"]').click()
-        expect(page.locator(".cdash").get_by_role("status")).to_have_text("live")
+        tab = page.locator(".cdash")
+        expect(tab.get_by_role("status")).to_have_text("live")
+        expect(tab.get_by_label("Find a preset to install")).to_have_value("sidebar tiny")
+        expect(tab.get_by_role("region", name="Install a preset")).to_contain_text("installed")  # its results too
+        tab.get_by_label("Find a preset to install").fill("ltx-2 19b")  # ComfyUI 0.3.64 lacks its upscaler's folder
+        expect(tab.locator('[data-preset="LTX_2_T2V"]')).to_contain_text("needs a newer ComfyUI")
         assert not [e for e in errors if "dashboard" in e.lower()], errors
+
+
+def test_sidebar_says_why_the_dashboard_failed_to_start(tmp_path):
+    from playwright.sync_api import expect
+
+    (tmp_path / "taken").write_text("not a folder")
+    settings = tmp_path / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+    with running_comfyui(tmp_path, {"DASHBOARD_DATA_DIR": str(tmp_path / "taken")}) as url, browser() as context:
+        page = context.new_page()
+        page.goto(url + "/")
+        page.wait_for_function("window.app && window.app.extensionManager")
+        page.locator(f'button[aria-label^="{TOOLTIP}"]').click()
+        tab = page.locator(".cdash")
+        expect(tab.get_by_role("alert")).to_contain_text(
+            f"ComfyUI Dashboard failed to start: DASHBOARD_DATA_DIR: the data folder {tmp_path / 'taken'}")
+        expect(tab.get_by_role("status")).to_have_text("failed")
+        screenshot(page, "comfyui-sidebar-failed", clip={"x": 0, "y": 0, "width": 760, "height": 400})
 
 
 def test_page_inside_comfyui_runs_a_workflow_and_shows_its_image(comfyui):

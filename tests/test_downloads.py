@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+
 import pytest
 from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
 
@@ -175,9 +178,28 @@ async def test_missing_file_names_repo_file_and_revision(dl, settings, hub):
     client, events = await dl()
     await install(client, "MISSING")
     error = await events.wait("error")
-    assert error["details"]["reason"] == "file_not_found"
-    assert error["details"]["repo"] == "org/tiny" and error["details"]["file"] == "weights/gone.safetensors"
+    assert error["details"]["reason"] == "file_not_found" and error["details"]["file"] == "loras/gone.safetensors"
+    assert error["details"]["repo"] == "org/tiny" and error["details"]["repo_file"] == "weights/gone.safetensors"
     assert error["details"]["revision"] == "main"
+
+
+async def test_a_failed_file_is_reported_over_the_socket_as_the_spec_says(dl, settings, hub):
+    hub.add_file("org/tiny", "weights/other.safetensors", size=10)
+    write_preset(settings, "MISSING", [{"path": "loras/gone.safetensors", "repo": "org/tiny",
+                                        "file": "weights/gone.safetensors", "size": 10}])
+    client, _events = await dl()
+    async with client.ws_connect("/ws") as socket:
+        await socket.send_json({"type": "subscribe", "channels": ["downloads"]})
+        while (await socket.receive_json())["type"] != "snapshot":
+            pass
+        download_id = (await install(client, "MISSING"))["download_id"]
+        while (message := await asyncio.wait_for(socket.receive_json(), 60))["type"] != "error":
+            pass
+    data = message["data"]
+    assert data["code"] == "DOWNLOAD_FAILED"
+    assert data["details"]["file"] == "loras/gone.safetensors"
+    assert data["details"]["error"] == data["message"] and "does not exist" in data["message"]
+    assert data["details"]["download_id"] == download_id and data["details"]["preset_id"] == "MISSING"
 
 
 async def test_not_enough_disk_space_writes_nothing(dl, settings, hub):
@@ -306,8 +328,6 @@ async def test_pausing_a_finished_download_is_a_conflict(dl, settings, hub):
 
 
 async def test_two_clicks_make_one_download(dl, settings, hub):
-    import asyncio
-
     hub_file = one_file_preset(settings, hub, size=4 * MB)
     hub_file.faults.throttle_bps = MB
     client, _events = await dl()
@@ -338,3 +358,72 @@ async def test_an_unreachable_hub_is_retried_then_reported(make_client, settings
     await install(client, "TINY")
     error = await events.wait("error")
     assert error["details"]["reason"] == "network" and "Gave up after" in error["message"]
+
+
+def link_outside(settings, tmp_path, folder: str = "checkpoints/linkdir"):
+    """Make a folder inside the model folders a symlink to an empty one outside them; returns that one."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (settings.models_dir / folder).symlink_to(outside, target_is_directory=True)
+    return outside
+
+
+async def test_a_preset_is_not_installed_through_a_symlinked_folder(dl, settings, hub, tmp_path):
+    outside = link_outside(settings, tmp_path)
+    hub_file = hub.add_file("org/tiny", "x.safetensors", size=MB)
+    write_preset(settings, "LINKED", [{"path": "checkpoints/linkdir/x.safetensors", "repo": "org/tiny",
+                                       "file": "x.safetensors", "size": MB}])
+    client, _events = await dl()
+    body = await install(client, "LINKED", status=400)
+    assert body["error"]["code"] == "INVALID_REQUEST"
+    assert "outside the model folders" in body["error"]["message"]
+    assert body["error"]["details"]["paths"] == ["checkpoints/linkdir/x.safetensors"]
+    assert list(outside.iterdir()) == [] and gets(hub, hub_file) == []
+    assert (await (await client.get("/api/downloads")).json())["total"] == 0
+
+
+async def test_uninstall_deletes_nothing_through_a_symlinked_folder(dl, settings, hub, tmp_path):
+    outside = link_outside(settings, tmp_path)
+    precious = outside / "x.safetensors"
+    precious.write_bytes(b"x" * 64)
+    own = settings.models_dir / "vae" / "own.safetensors"
+    own.write_bytes(b"y" * 16)
+    write_preset(settings, "LINKED", [
+        {"path": "checkpoints/linkdir/x.safetensors", "repo": "org/tiny", "file": "x.safetensors", "size": 64},
+        {"path": "vae/own.safetensors", "repo": "org/tiny", "file": "own.safetensors", "size": 16}])
+    client, _events = await dl()
+    assert (await (await client.get("/api/presets/LINKED/status")).json())["status"] == "installed"
+    forced = await install(client, "LINKED", status=400, force=True)
+    assert forced["error"]["details"]["paths"] == ["checkpoints/linkdir/x.safetensors"]
+    response = await client.delete("/api/presets/LINKED")
+    body = await response.json()
+    assert response.status == 200 and body["files_removed"] == 1 and not own.exists()
+    assert [(e["path"], e["code"]) for e in body["errors"]] == [
+        ("checkpoints/linkdir/x.safetensors", "INVALID_REQUEST")]
+    assert "outside the model folders" in body["errors"][0]["message"]
+    assert precious.read_bytes() == b"x" * 64
+
+
+async def test_a_folder_swapped_for_a_symlink_while_paused_is_not_written(dl, settings, hub, tmp_path):
+    hub_file = hub.add_file("org/tiny", "x.safetensors", size=8 * MB)
+    hub_file.faults.throttle_bps = 2 * MB
+    write_preset(settings, "LATER", [{"path": "checkpoints/later/x.safetensors", "repo": "org/tiny",
+                                      "file": "x.safetensors", "size": 8 * MB}])
+    client, events = await dl()
+    download_id = (await install(client, "LATER"))["download_id"]
+    await events.wait("download_progress", lambda d: d["progress"] > 0)
+    await client.post(f"/api/downloads/{download_id}/pause")
+    shutil.rmtree(settings.models_dir / "checkpoints" / "later")
+    outside = link_outside(settings, tmp_path, "checkpoints/later")
+    theirs = outside / "x.safetensors.part"  # someone else's file that happens to have the name
+    theirs.write_bytes(b"not ours")
+    hub_file.faults.throttle_bps = None
+    await client.post(f"/api/downloads/{download_id}/resume")
+    error = await events.wait("error")
+    assert error["code"] == "DOWNLOAD_FAILED" and error["details"]["reason"] == "outside_model_folders"
+    assert error["details"]["file"] == "checkpoints/later/x.safetensors"
+    assert "outside the model folders" in error["details"]["error"]
+    assert (await events.wait("download_complete"))["status"] == "failed"
+    response = await client.delete(f"/api/downloads/{download_id}")
+    assert response.status == 200
+    assert list(outside.iterdir()) == [theirs] and theirs.read_bytes() == b"not ours"

@@ -177,7 +177,8 @@ async def test_types_list_every_folder_with_counts_including_zero(client, settin
     body = await get_json(client, "/api/models/types")
     types = {t["id"]: t for t in body["types"]}
     assert [t["id"] for t in body["types"]][:4] == ["checkpoints", "configs", "loras", "vae"]
-    assert types["checkpoints"] == {"id": "checkpoints", "name": "Checkpoints", "count": 2, "size_gb": 0.0}
+    assert types["checkpoints"] == {"id": "checkpoints", "name": "Checkpoints", "count": 2, "size_gb": 0.0,
+                                    "size_bytes": 32}
     assert types["loras"]["name"] == "LoRAs" and types["loras"]["count"] == 1
     assert types["text_encoders"]["count"] == 1 and types["vae"]["count"] == 0
     assert "unet" not in types and "clip" not in types
@@ -198,7 +199,8 @@ async def test_extra_model_paths_add_folders_and_types(make_client, settings, tm
     assert paths(listed) == ["ip_adapter/ip.bin", "loras/from_yaml.safetensors", "loras/local.safetensors",
                              "loras/second.safetensors"]
     types = {t["id"]: t for t in (await get_json(client, "/api/models/types"))["types"]}
-    assert types["ip_adapter"] == {"id": "ip_adapter", "name": "Ip Adapter", "count": 1, "size_gb": 0.0}
+    assert types["ip_adapter"] == {"id": "ip_adapter", "name": "Ip Adapter", "count": 1, "size_gb": 0.0,
+                                   "size_bytes": 16}
     assert (await delete(client, {"paths": ["loras/second.safetensors"]}))["deleted"] == 1
     assert not (store / "lyco/second.safetensors").exists()
 

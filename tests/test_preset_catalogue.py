@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
+from comfyui_standin import COMFYUI_0_3_64_FOLDERS
 
 from dashboard.comfy.folders import FOLDER_TYPES
-from dashboard.services.catalogue import load_preset_file
+from dashboard.services.catalogue import Catalogue, load_preset_file
 from dashboard.services.preset_schema import CATEGORIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,3 +78,38 @@ def test_presets_readme_documents_the_schema():
     readme = (ROOT / "presets" / "README.md").read_text()
     for field in ("id", "category", "files", "source", "sha256", "optional", "dependencies", "gated"):
         assert f"`{field}`" in readme
+
+
+#: The shipped presets that use a model folder type ComfyUI 0.3.64 does not have.
+FOR_NEWER_COMFYUI = {"HUNYUAN_VIDEO_1_5_I2V", "HUNYUAN_VIDEO_1_5_T2V", "LTX_2_3_T2V", "LTX_2_T2V"}
+
+
+async def test_presets_for_a_newer_comfyui_are_listed_with_the_folder_they_need(tmp_path, caplog):
+    user = tmp_path / "presets"
+    user.mkdir()
+    (user / "MY_LTX.yaml").write_text(yaml.safe_dump({
+        "id": "MY_LTX", "name": "My LTX", "category": "Video Generation", "type": "video",
+        "dependencies": ["LTX_2_T2V"], "files": [{"path": "loras/my_ltx.safetensors", "size": 1,
+                                                  "url": "https://example.com/my_ltx.safetensors"}]}))
+    catalogue = Catalogue(ROOT / "presets", user, set(COMFYUI_0_3_64_FOLDERS), templates=False)
+    with caplog.at_level(logging.INFO, logger="dashboard"):
+        await catalogue.refresh()
+        (user / "other.yaml").write_text("id: [")  # a change: the catalogue is merged again
+        await catalogue.refresh(force=True)
+    assert [e["file"] for e in catalogue.errors] == ["other.yaml"]  # none of the shipped presets is an error
+    newer = {p.id: p.missing_folders for p in catalogue.presets.values() if p.missing_folders}
+    assert newer == {**dict.fromkeys(FOR_NEWER_COMFYUI, ("latent_upscale_models",)),
+                     "MY_LTX": ("latent_upscale_models",)}  # through its dependency
+    notes = [r for r in caplog.records if "need a newer ComfyUI" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "other.yaml" not in r.getMessage()]
+
+
+async def test_a_folder_no_comfyui_has_is_still_an_error(tmp_path):
+    (tmp_path / "TYPO.yaml").write_text(yaml.safe_dump({
+        "id": "TYPO", "name": "Typo", "category": "Image Generation", "type": "image",
+        "files": [{"path": "lorass/x.safetensors", "size": 1, "url": "https://example.com/x.safetensors"}]}))
+    catalogue = Catalogue(tmp_path / "none", tmp_path, set(COMFYUI_0_3_64_FOLDERS), templates=False)
+    await catalogue.refresh()
+    assert catalogue.presets == {}
+    assert catalogue.errors == [{"file": "TYPO.yaml", "error": "files.0: unknown model folder 'lorass'"}]

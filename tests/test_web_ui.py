@@ -166,7 +166,7 @@ def test_gpu_gauges(serve, monkeypatch):
         gpus = page.locator(".panel-gpus")
         expect(gpus).to_contain_text("Test GPU")
         expect(page.get_by_role("meter", name="GPU 0 utilization")).to_have_attribute("aria-valuenow", "42")
-        expect(page.get_by_role("meter", name="GPU 0 VRAM")).to_have_attribute("aria-valuetext", "31.50 GB of 79.19 GB")
+        expect(page.get_by_role("meter", name="GPU 0 VRAM")).to_have_attribute("aria-valuetext", "33.8 GB of 85.0 GB")
         expect(gpus).to_contain_text("61 °C")
         expect(gpus).not_to_contain_text("No GPU")
         expect(page.locator(".panel-storage")).to_contain_text("0 models")
@@ -219,7 +219,9 @@ def test_presets_filter_install_with_progress_uninstall_and_gated(serve, setting
         gated = page.locator('article[data-preset="GATED"]')
         expect(gated).to_contain_text("Gated model.")
         gated.get_by_role("button", name="Install Gated").click()
-        expect(gated).to_contain_text("Set HF_TOKEN and accept the licence on the model page")
+        failure = gated.locator(".notice-error")
+        expect(failure).to_contain_text("is gated: accept its licence on the model page and set HF_TOKEN")
+        assert failure.inner_text().count("HF_TOKEN") == 1, failure.inner_text()  # the hint once, not twice
         expect(gated.get_by_role("link", name="model page")).to_have_attribute("href", f"{hub.url}/org/gated")
         assert errors == []
 
@@ -334,18 +336,18 @@ def test_models_multi_select_delete_shows_the_space_freed(serve, settings):
         page.get_by_label("Type").select_option("")
         page.get_by_label("Select loras/one.safetensors").check()
         page.get_by_label("Select checkpoints/two.safetensors").check()
-        expect(page.locator(".selection-text")).to_have_text("2 selected · 4.0 MB")
+        expect(page.locator(".selection-text")).to_have_text("2 selected · 4.2 MB")
         assert unlabelled_controls(page) == []
         screenshot(page, "models")
         page.get_by_role("button", name="Delete selected").click()
         dialog = page.get_by_role("dialog")
         expect(dialog).to_contain_text("Delete 2 model files?")
-        expect(dialog).to_contain_text("This frees 4.0 MB")
+        expect(dialog).to_contain_text("This frees 4.2 MB")
         screenshot(page, "models-confirm")
         dialog.get_by_role("button", name="Delete").click()
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_attribute("data-path", "vae/keep.safetensors")
-        expect(page.get_by_role("status").filter(has_text="Deleted 2 files, freed 4.0 MB.")).to_be_visible()
+        expect(page.get_by_role("status").filter(has_text="Deleted 2 files, freed 4.2 MB.")).to_be_visible()
         assert not (settings.models_dir / "loras" / "one.safetensors").exists() and keep.exists()
         assert errors == []
 

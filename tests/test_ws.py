@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from downloads_support import FAST_RETRY, write_preset
 from hub import FakeHub, running_hub
+from test_bad_input import logged_faults
 
 from dashboard import ws as ws_module
 from dashboard.api.context import HUB, SERVICES
@@ -38,7 +39,7 @@ async def test_subscribe_acks_with_id_and_sends_snapshots(client):
             message = await socket.receive_json()
             assert message["type"] == "snapshot"
             snapshots[message["channel"]] = message["data"]
-        assert snapshots["downloads"] == {"downloads": [], "active": 0, "total": 0}
+        assert snapshots["downloads"] == {"downloads": [], "active": 0, "total": 0, "yielding": False}
         assert {"cpu_usage", "memory_usage", "gpu_usage", "disk_usage"} <= snapshots["system"].keys()
         assert snapshots["queue"]["error"]["code"] == "COMFYUI_UNAVAILABLE"
 
@@ -172,6 +173,26 @@ async def test_a_client_that_never_reads_is_dropped_and_others_get_everything(cl
     await stalled.close()
 
 
+async def test_a_client_that_subscribes_again_and_again_but_reads_stays_connected(client):
+    channels = ["downloads", "queue", "system", "workflows"]
+    async with client.ws_connect("/ws") as socket:
+        for i in range(1000):  # all sent before reading any answer
+            await socket.send_json({"type": "subscribe", "channels": channels, "id": i})
+        await socket.send_json({"type": "ping", "id": "last"})
+        acks, snapshots = [], []
+        while (message := await asyncio.wait_for(socket.receive_json(), 30))["type"] != "pong":
+            if message["type"] == "subscribed":
+                acks.append(message["id"])
+                assert message["channels"] == channels
+            elif message["type"] == "snapshot":
+                snapshots.append(message["channel"])
+        assert acks == list(range(1000))
+        assert sorted(snapshots) == channels  # one each: a channel already subscribed sends none again
+        assert message["id"] == "last"
+        (connection,) = client.app[HUB].connections
+        assert connection.dropped is False
+
+
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0)
@@ -192,4 +213,9 @@ async def test_clients_that_vanish_leave_no_server_error(client, caplog):
         socket._response.connection.transport.abort()  # the tab is gone, no close frame
         bus.publish("download_complete", {"download_id": "dl_x"}, "downloads")
     await asyncio.wait_for(_until(lambda: not client.app[HUB].connections), 10)
-    assert "Unhandled error" not in caplog.text
+    async with client.ws_connect("/ws") as socket:  # the next tab is served as usual
+        await socket.send_json({"type": "subscribe", "channels": ["downloads"]})
+        await receive(socket, "snapshot")
+        bus.publish("download_complete", {"download_id": "dl_y"}, "downloads")
+        assert (await receive(socket, "download_complete"))["data"]["download_id"] == "dl_y"
+    assert logged_faults(caplog) == [] and "Traceback" not in caplog.text

@@ -27,7 +27,11 @@ def _package_version() -> str:
 VERSION = _package_version()
 
 
-@routes.get("/health", summary="Dashboard health", response=HEALTH, public=True)
+@routes.get("/health", summary="Dashboard health", response=HEALTH, public=True, rate_limited=False,
+            errors=["DASHBOARD_UNAVAILABLE"],
+            description="Inside ComfyUI, a dashboard that failed to start (a bad setting, an unusable data folder, "
+                        "a missing package) answers this and every other route under /dashboard with 503 "
+                        "`DASHBOARD_UNAVAILABLE`, the reason in `details.reason`; ComfyUI itself keeps working.")
 async def health(request: web.Request, params: dict) -> web.Response:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     return web.json_response({

@@ -19,7 +19,7 @@ MODEL = obj(path=STRING, type=STRING, size_gb=NUMBER, size_bytes=INTEGER, modifi
             preset=nullable(STRING))
 MODEL_LIST = obj(models=array(MODEL), total=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
                  offset=INTEGER, limit=INTEGER, problems=array(PROBLEM))
-MODEL_TYPES = obj(types=array(obj(id=STRING, name=STRING, count=INTEGER, size_gb=NUMBER)))
+MODEL_TYPES = obj(types=array(obj(id=STRING, name=STRING, count=INTEGER, size_gb=NUMBER, size_bytes=INTEGER)))
 DELETE_BODY = obj(
     required=["paths"], additional=False,
     paths={"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 4096},

@@ -2,7 +2,8 @@
 
 Every URL in the page is relative to the page itself, so the same files work at `/` (standalone,
 separate port) and at `/dashboard/` inside ComfyUI, also when ComfyUI runs under a sub-path.
-Both routes are public (the page shows a login form when auth is on) and not rate limited.
+Both routes are public (the page shows a login form when auth is on) and not counted by the rate
+limit (their answers still carry its headers).
 """
 
 from __future__ import annotations

@@ -12,12 +12,14 @@ from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, ar
 
 routes = Routes("presets")
 
-_STATES = ["not_installed", "partial", "installing", "paused", "installed", "failed"]
+_STATES = ["not_installed", "partial", "installing", "paused", "installed", "failed", "unsupported"]
+#: Set on a preset for a newer ComfyUI: the model folder types this ComfyUI lacks (null on all others).
+REQUIRES = nullable(obj(comfyui_folders=array(STRING)))
 
 PRESET_SUMMARY = obj(
     id=STRING, name=STRING, category=STRING, type={"enum": list(CATEGORIES.values())}, description=STRING,
     download_size=STRING, download_bytes=INTEGER, installed=BOOLEAN, use_case=STRING, tags=array(STRING),
-    source={"enum": ["shipped", "user", "template"]}, gated=BOOLEAN, vram_gb=nullable(NUMBER),
+    source={"enum": ["shipped", "user", "template"]}, gated=BOOLEAN, vram_gb=nullable(NUMBER), requires=REQUIRES,
 )
 PRESET_LIST = obj(
     presets=array(PRESET_SUMMARY), total=INTEGER, filtered=INTEGER, categories=array(STRING),
@@ -49,7 +51,8 @@ INSTALL_REQUEST = obj(required=[], additional=False, force=BOOLEAN,
 INSTALL_ANSWER = obj(status={"enum": ["installing", "installed"]}, preset_id=STRING,
                      download_id=nullable(STRING), estimated_time_seconds=nullable(INTEGER), total_size_gb=NUMBER)
 UNINSTALL_ANSWER = obj(status={"enum": ["uninstalled"]}, preset_id=STRING, files_removed=INTEGER,
-                       space_freed_gb=NUMBER)
+                       space_freed_gb=NUMBER, space_freed_bytes=INTEGER,
+                       errors=array(obj(path=STRING, code=STRING, message=STRING)))
 
 
 @routes.get("/api/presets", summary="List presets", response=PRESET_LIST, query={
@@ -58,7 +61,10 @@ UNINSTALL_ANSWER = obj(status={"enum": ["uninstalled"]}, preset_id=STRING, files
     "installed": {"type": "boolean"},
     "search": {"type": "string", "maxLength": 200},
 }, description="Filters combine. `search` matches every word, case-insensitively, in name, description and tags. "
-               "`errors` lists preset files that were skipped and why.")
+               "`errors` lists preset files that were skipped and why. A preset for a newer ComfyUI than this one "
+               "(it uses a model folder type this ComfyUI lacks, such as `latent_upscale_models` before ComfyUI "
+               "had it) is listed with `requires.comfyui_folders` naming those folders, `installed: false`, and "
+               "cannot be installed; all other presets have `requires: null`.")
 async def list_presets(request: web.Request, params: dict) -> web.Response:
     body = await services(request).presets.list(
         category=params.get("category"), type_=params.get("type"), installed=params.get("installed"),
@@ -73,17 +79,19 @@ async def get_preset(request: web.Request, params: dict) -> web.Response:
 
 
 @routes.get("/api/presets/{preset_id}/status", summary="Installation status of a preset", response=PRESET_STATUS,
-            errors=["PRESET_NOT_FOUND"])
+            errors=["PRESET_NOT_FOUND"],
+            description="`unsupported`: the preset needs a newer ComfyUI (see `requires` in the listing).")
 async def preset_status(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).presets.status(params["preset_id"]))
 
 
 @routes.post("/api/presets/{preset_id}/install", summary="Install a preset in the background", status=202,
              body=INSTALL_REQUEST, response=INSTALL_ANSWER,
-             errors=["PRESET_NOT_FOUND", "PRESET_ALREADY_INSTALLED", "INSUFFICIENT_STORAGE"],
+             errors=["PRESET_NOT_FOUND", "PRESET_ALREADY_INSTALLED", "PRESET_UNSUPPORTED", "INSUFFICIENT_STORAGE"],
              description="Dependencies first; files already present and verified are skipped. Installing a preset "
                          "that is being installed answers its running download. `force` fetches again files "
-                         "that are present but were not verified by the dashboard.")
+                         "that are present but were not verified by the dashboard. A preset for a newer ComfyUI "
+                         "answers 409 `PRESET_UNSUPPORTED`, with `comfyui_folders` in `details`.")
 async def install_preset(request: web.Request, params: dict) -> web.Response:
     answer = await services(request).downloads.install(
         params["preset_id"], force=params.get("force", False), priority=params.get("priority", "normal"))
@@ -91,7 +99,7 @@ async def install_preset(request: web.Request, params: dict) -> web.Response:
 
 
 @routes.delete("/api/presets/{preset_id}", summary="Uninstall a preset", response=UNINSTALL_ANSWER,
-               errors=["PRESET_NOT_FOUND", "MODEL_IN_USE"], query={"force": {"type": "boolean"}},
+               errors=["PRESET_NOT_FOUND", "PRESET_UNSUPPORTED", "MODEL_IN_USE"], query={"force": {"type": "boolean"}},
                description="Cancels its download, then removes its files except those another installed preset uses. "
                            "While a queued or running prompt names one of those files the answer is `MODEL_IN_USE` "
                            "(409, the files in `details.paths`) and nothing changes, unless `force=true`.")

@@ -32,6 +32,12 @@ Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
 
+#: Deepest nesting of arrays and objects that a JSON body or WebSocket message may have.
+MAX_JSON_DEPTH = 64
+#: A JSON string (an unterminated one runs to the end): skipped by the depth scan.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
 
 @dataclass
 class Operation:
@@ -125,14 +131,30 @@ def _validating(op: Operation, handler: Handler) -> Callable[[web.Request], Awai
     return handle
 
 
+def load_json(raw: str | bytes) -> Any:
+    """Parse JSON text as json.loads does, refusing (ValueError) nesting deeper than MAX_JSON_DEPTH.
+
+    The depth is checked before parsing, by one linear scan of the brackets outside strings, so
+    neither the parser nor a schema validator ever recurses deeply.
+    """
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        depth = 0
+        for byte in _STRING.sub("", text).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS):
+            depth += 1 if byte in b"[{" else -1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
+
+
 async def _read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return load_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid("Request body is not valid JSON", reason=str(exc)) from None
+        raise invalid(f"Request body is not valid JSON: {exc}"[:500], reason=str(exc)[:300]) from None
 
 
 def _coerce(name: str, text: str, schema: dict) -> Any:

@@ -4,19 +4,26 @@ The dashboard is a sub-app at `/dashboard`, so it never shadows a ComfyUI route 
 `/api/models`, `/ws` and more) and its middlewares touch no ComfyUI request. With DASHBOARD_PORT
 set, the same services are also served with the spec's exact layout on that port. Nothing here
 may take ComfyUI down: every failure is logged once and ComfyUI carries on.
+
+A dashboard that cannot start (bad settings, an unusable data folder, a missing package) still holds
+/dashboard: every request there answers 503 DASHBOARD_UNAVAILABLE with the reason, so the page, the
+sidebar and scripts can tell a user why, instead of half of the API failing. This module imports
+only aiohttp and the standard library up front, so that answer works even when a dependency is missing.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..app import build_app
-from ..config import Settings
-from ..services.container import Services
-from .inprocess import InProcessBackend
+from ..config import ConfigError, Settings
+from ..errors import ApiError, error_response
+
+if TYPE_CHECKING:
+    from ..services.container import Services
 
 log = logging.getLogger("dashboard")
 
@@ -33,11 +40,63 @@ def comfyui_settings(folder_paths) -> Settings:
     })
 
 
-def mount(prompt_server, folder_paths) -> Services:
-    """Mount the dashboard on `prompt_server.app` at /dashboard; returns its services."""
-    settings = comfyui_settings(folder_paths)
-    services = Services(settings, InProcessBackend(prompt_server))
-    sub = build_app(services)
+def mount(prompt_server, folder_paths) -> Services | None:
+    """Mount the dashboard on `prompt_server.app` at /dashboard; returns its services (None if it failed)."""
+    failure = Failure()
+    try:
+        from ..app import build_app
+        from ..services.container import Services
+        from .inprocess import InProcessBackend
+
+        settings = comfyui_settings(folder_paths)
+        services = Services(settings, InProcessBackend(prompt_server))
+        sub = build_app(services)
+    except Exception as exc:
+        failure.set(exc)
+        services, sub = None, web.Application()
+    else:
+        _start_with_comfyui(sub, services, failure)
+    sub.middlewares.insert(0, failure.middleware)  # outermost: a failed dashboard runs none of its code
+    prompt_server.app.router.add_get(PREFIX, _to_page)  # "/dashboard" is no ComfyUI route: the page's door
+    prompt_server.app.add_subapp(PREFIX, sub)
+    if services is not None:
+        log.info("ComfyUI Dashboard mounted at %s/", PREFIX)
+    return services
+
+
+class Failure:
+    """Why the dashboard could not start (None while it works); once set, /dashboard answers 503."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, exc: Exception) -> None:
+        """Record the failure and log it: one line, the traceback only at debug level."""
+        if isinstance(exc, ConfigError):
+            self.reason = str(exc)
+        elif isinstance(exc, ImportError) and exc.name:
+            self.reason = (f"the Python package {exc.name!r} is missing or too old: install this custom node's "
+                           "requirements.txt into ComfyUI's Python")
+        else:
+            self.reason = f"{type(exc).__name__}: {exc}"
+        log.error("ComfyUI Dashboard failed to start: %s. ComfyUI keeps running without it; /dashboard answers "
+                  "503 until this is fixed and ComfyUI restarted.", self.reason)
+        log.debug("Dashboard start failure", exc_info=exc)
+
+    def error(self) -> ApiError:
+        return ApiError("DASHBOARD_UNAVAILABLE", f"ComfyUI Dashboard failed to start: {self.reason}",
+                        {"reason": self.reason})
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        if self.reason is None:
+            return await handler(request)
+        return error_response(self.error())
+
+
+def _start_with_comfyui(sub: web.Application, services: Services, failure: Failure) -> None:
+    """Start and stop the services with ComfyUI's server; a start that fails sets `failure`."""
+    settings = services.settings
     runner: list[web.AppRunner] = []
 
     async def start(_app: web.Application) -> None:
@@ -45,23 +104,21 @@ def mount(prompt_server, folder_paths) -> Services:
             await services.start()
             if settings.port is not None:
                 runner.extend(await _serve_port(services, settings))
-        except Exception:
-            log.exception("ComfyUI Dashboard could not start; ComfyUI continues without it")
+        except Exception as exc:
+            failure.set(exc)
+            await stop(_app)
 
     async def stop(_app: web.Application) -> None:
         try:
             for r in runner:
                 await r.cleanup()
+            runner.clear()
             await services.stop()
         except Exception:
             log.exception("ComfyUI Dashboard did not stop cleanly")
 
     sub.on_startup.append(start)
     sub.on_cleanup.append(stop)
-    prompt_server.app.router.add_get(PREFIX, _to_page)  # "/dashboard" is no ComfyUI route: the page's door
-    prompt_server.app.add_subapp(PREFIX, sub)
-    log.info("ComfyUI Dashboard mounted at %s/", PREFIX)
-    return services
 
 
 async def _to_page(request: web.Request) -> web.Response:
@@ -70,6 +127,8 @@ async def _to_page(request: web.Request) -> web.Response:
 
 
 async def _serve_port(services: Services, settings: Settings) -> list[web.AppRunner]:
+    from ..app import build_app
+
     runner = web.AppRunner(build_app(services), access_log=None)
     await runner.setup()
     try:

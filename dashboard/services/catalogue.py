@@ -4,12 +4,14 @@ Shipped presets are read once; user presets (`<data dir>/presets/*.yaml`) are re
 is added, removed or changed, without a restart; official templates are read once, when the
 package is installed and the setting allows. A user preset with the id of another replaces it. A
 broken file is skipped, logged once, and listed in `errors`; it never breaks the catalogue.
-All file reading happens off the event loop.
+A preset for a newer ComfyUI (a model folder type this one lacks, also through a dependency) stays
+listed with its `missing_folders`, and is noted once in the log. All file reading happens off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -69,6 +71,14 @@ class Catalogue:
     def get(self, preset_id: str) -> Preset | None:
         return self.presets.get(preset_id)
 
+    def set_folder_types(self, folder_types: set[str]) -> None:
+        """This ComfyUI's model folder types, read again at start; presets are re-read if they changed."""
+        if folder_types != self.folder_types:
+            self.folder_types = set(folder_types)
+            self._shipped = self._templates = None
+            self._user_signature = ()
+            self._checked_at = float("-inf")
+
     def _load_changes(self) -> bool:
         changed = False
         if self._shipped is None:
@@ -98,14 +108,39 @@ class Catalogue:
                 errors.append({"file": preset.origin, "error": f"unknown dependencies: {', '.join(missing)}"})
                 del merged[preset.id]
         for error in errors:
-            key = f"{error['file']}: {error['error']}"
-            if key not in self._logged:
-                self._logged.add(key)
-                log.warning("Preset skipped: %s", key)
+            self._log_once(logging.WARNING, f"Preset skipped: {error['file']}: {error['error']}")
+        merged = _with_missing_folders_of_dependencies(merged)
+        newer = sorted(p.id for p in merged.values() if p.missing_folders)
+        if newer:
+            folders = sorted({f for p in merged.values() for f in p.missing_folders})
+            self._log_once(logging.INFO, f"{len(newer)} presets need a newer ComfyUI (this one has no model folder "
+                                         f"{', '.join(folders)}): {', '.join(newer)}")
         self.presets = dict(sorted(merged.items()))
         self.errors = errors
         self.categories = sorted({p.category for p in merged.values()})
 
+    def _log_once(self, level: int, message: str) -> None:
+        if message not in self._logged:
+            self._logged.add(message)
+            log.log(level, "%s", message)
+
+
+def _with_missing_folders_of_dependencies(presets: dict[str, Preset]) -> dict[str, Preset]:
+    """A preset whose dependencies need folders this ComfyUI lacks needs them too."""
+
+    def missing(preset: Preset, seen: frozenset[str]) -> set[str]:
+        folders = set(preset.missing_folders)
+        for dep in preset.dependencies:
+            if dep in presets and dep not in seen:
+                folders |= missing(presets[dep], seen | {dep})
+        return folders
+
+    result = {}
+    for preset_id, preset in presets.items():
+        folders = tuple(sorted(missing(preset, frozenset({preset_id}))))
+        changed = folders != preset.missing_folders
+        result[preset_id] = dataclasses.replace(preset, missing_folders=folders) if changed else preset
+    return result
 
 
 def _load_dir(folder: Path, source: str, folder_types: set[str]) -> _Loaded:

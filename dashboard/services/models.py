@@ -19,7 +19,7 @@ import os
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,22 @@ def standalone_model_roots(models_dir: Path, extra_yaml: Path | None = None) -> 
     """
     roots = standalone_roots(models_dir)
     return add_extra_paths(roots, load_extra_model_paths(extra_yaml)) if extra_yaml else roots
+
+
+def real_model_roots(roots: Mapping[str, Iterable[Path]]) -> set[str]:
+    """The real paths (symlinks resolved) of every model folder, for `outside_model_folders`. Blocking."""
+    return {os.path.realpath(root) for paths in roots.values() for root in paths}
+
+
+def outside_model_folders(candidate: str | Path, real_roots: set[str]) -> str | None:
+    """Why writing or deleting the file at `candidate` would touch something outside the model
+    folders, or None: its folder's real path, or a symlink's real target, lies outside every real
+    root. Whatever writes or deletes a model file checks this first. Blocking."""
+    if not _inside(os.path.realpath(os.path.dirname(candidate)), real_roots):
+        return "The path leads outside the model folders; refused"
+    if os.path.islink(candidate) and not _inside(os.path.realpath(candidate), real_roots):
+        return "A symlink to a file outside the model folders; refused"
+    return None
 
 
 def display_name(folder_type: str) -> str:
@@ -185,7 +201,8 @@ class ModelService:
         types = []
         for name in self.known_types():
             count, size = totals.get(name, (0, 0))
-            types.append({"id": name, "name": display_name(name), "count": count, "size_gb": gb(size)})
+            types.append({"id": name, "name": display_name(name), "count": count, "size_gb": gb(size),
+                          "size_bytes": size})
         return {"types": types}
 
     async def storage(self) -> dict[str, Any]:
@@ -317,7 +334,7 @@ class ModelService:
         return names
 
     def _resolve_all(self, paths: list[str]) -> list[tuple[str, _Target | _Refused]]:
-        real_roots = {os.path.realpath(root) for roots in self.index.roots.values() for root in roots}
+        real_roots = real_model_roots(self.index.roots)
         resolved: list[tuple[str, _Target | _Refused]] = []
         for path in paths:
             try:
@@ -353,15 +370,13 @@ class ModelService:
                 continue
             except OSError as exc:
                 raise _Refused("INVALID_REQUEST", f"Cannot read {path}: {exc.strerror}") from None
+            refusal = outside_model_folders(candidate, real_roots)
+            if refusal is not None:
+                raise _Refused("INVALID_REQUEST", refusal)
             parent = os.path.realpath(os.path.dirname(candidate))
-            if not _inside(parent, real_roots):
-                raise _Refused("INVALID_REQUEST", "The path leads outside the model folders; refused")
             size = 0
             if stat.S_ISLNK(info.st_mode):
-                target = os.path.realpath(candidate)
-                if not _inside(target, real_roots):
-                    raise _Refused("INVALID_REQUEST", "A symlink to a file outside the model folders; refused")
-                if os.path.isdir(target):
+                if os.path.isdir(candidate):
                     raise _Refused("INVALID_REQUEST", "A folder, not a model file; refused")
             elif stat.S_ISDIR(info.st_mode):
                 raise _Refused("INVALID_REQUEST", "A folder, not a model file; refused")

@@ -2,7 +2,9 @@
 
 A preset file holds one preset (schema in presets/README.md). `parse_preset` checks structure with
 jsonschema, then what a schema cannot say: paths stay inside the models root, folder types are
-known, the saved name is the downloaded file's name, URLs are download URLs.
+known, the saved name is the downloaded file's name, URLs are download URLs. A folder type that
+ComfyUI has in some version but this ComfyUI lacks is no error: the preset needs a newer ComfyUI,
+and says which folders (`missing_folders`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from jsonschema import Draft202012Validator
 
-from ..comfy.folders import canonical_type
+from ..comfy.folders import FOLDER_TYPES, canonical_type
 
 CATEGORIES = {"Video Generation": "video", "Image Generation": "image", "Audio Generation": "audio"}
 CATEGORY_BY_TYPE = {kind: category for category, kind in CATEGORIES.items()}
@@ -119,6 +121,8 @@ class Preset:
     source: str = "shipped"
     origin: str = ""
     search_text: str = field(default="", compare=False)
+    #: Model folder types its files (or its dependencies' files) need that this ComfyUI does not have.
+    missing_folders: tuple[str, ...] = ()
 
     @property
     def download_bytes(self) -> int:
@@ -129,7 +133,8 @@ class Preset:
 def parse_preset(data: Any, *, source: str, origin: str, folder_types: set[str], renames: bool = False) -> Preset:
     """Check and build a Preset from parsed YAML; raises PresetError naming the problem.
 
-    Unless `renames`, a file must be saved under its source's file name.
+    Unless `renames`, a file must be saved under its source's file name. `folder_types` are this
+    ComfyUI's; a file in another of ComfyUI's folder types makes the preset one for a newer ComfyUI.
     """
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -138,7 +143,7 @@ def parse_preset(data: Any, *, source: str, origin: str, folder_types: set[str],
         raise PresetError(f"{where}: {error.message[:300]}")
     if CATEGORIES[data["category"]] != data["type"]:
         raise PresetError(f"type {data['type']!r} does not match category {data['category']!r}")
-    files = tuple(_parse_file(i, f, folder_types, renames) for i, f in enumerate(data["files"]))
+    files = tuple(_parse_file(i, f, folder_types | FOLDER_TYPES.keys(), renames) for i, f in enumerate(data["files"]))
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
         raise PresetError("files: the same path is listed twice")
@@ -151,6 +156,7 @@ def parse_preset(data: Any, *, source: str, origin: str, folder_types: set[str],
         dependencies=tuple(data.get("dependencies", [])), workflows=tuple(data.get("workflows", [])),
         source=source, origin=origin,
         search_text=" ".join([data["name"], data.get("description", ""), *tags]).lower(),
+        missing_folders=tuple(sorted({f.folder for f in files} - folder_types)),
     )
     if preset.id in preset.dependencies:
         raise PresetError("dependencies: a preset cannot depend on itself")

@@ -72,7 +72,7 @@ class PresetService:
     async def detail(self, preset_id: str) -> dict[str, Any]:
         """The body of GET /api/presets/{id}."""
         await self.refresh()
-        preset = self.require(preset_id)
+        preset = self.find(preset_id)
         states = self.file_states(preset)
         installed = self._complete(states)
         return {
@@ -88,13 +88,14 @@ class PresetService:
     async def status(self, preset_id: str) -> dict[str, Any]:
         """The body of GET /api/presets/{id}/status."""
         await self.refresh()
-        preset = self.require(preset_id)
+        preset = self.find(preset_id)
         states = [s for s in self.file_states(preset) if not s.file.optional]
         done = [s for s in states if s.installed]
         total_bytes = sum(s.file.size for s in states) or 1
         body: dict[str, Any] = {
             "preset_id": preset.id,
-            "status": "installed" if len(done) == len(states) else "partial" if done else "not_installed",
+            "status": "unsupported" if preset.missing_folders else "installed" if len(done) == len(states)
+            else "partial" if done else "not_installed",
             "progress": round(100 * sum(s.file.size for s in done) / total_bytes, 1),
             "current_file": None,
             "download_speed_mbps": None,
@@ -107,6 +108,15 @@ class PresetService:
         return body
 
     def require(self, preset_id: str) -> Preset:
+        """The preset with this id, to install or uninstall: 404 PRESET_NOT_FOUND, or 409 PRESET_UNSUPPORTED
+        when this ComfyUI lacks a model folder it needs."""
+        preset = self.find(preset_id)
+        if preset.missing_folders:
+            raise ApiError("PRESET_UNSUPPORTED", f"{preset.name} needs a newer ComfyUI: this one has no model folder "
+                           f"{', '.join(preset.missing_folders)}", {"preset_id": preset_id, **requires(preset)})
+        return preset
+
+    def find(self, preset_id: str) -> Preset:
         """The preset with this id, or 404 PRESET_NOT_FOUND."""
         preset = self.catalogue.get(preset_id)
         if preset is None:
@@ -156,6 +166,7 @@ class PresetService:
             "source": preset.source,
             "gated": preset.gated,
             "vram_gb": preset.vram_gb,
+            "requires": requires(preset) if preset.missing_folders else None,
         }
 
     def _file(self, state: FileState) -> dict[str, Any]:
@@ -169,3 +180,8 @@ class PresetService:
             "optional": f.optional,
             "installed": state.installed,
         }
+
+
+def requires(preset: Preset) -> dict[str, Any]:
+    """What a preset for a newer ComfyUI needs that this one lacks (the `requires` of its summary)."""
+    return {"comfyui_folders": list(preset.missing_folders)}

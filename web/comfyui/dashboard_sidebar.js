@@ -1,7 +1,8 @@
 // ComfyUI Dashboard: a sidebar tab in ComfyUI's editor. Live through the dashboard's WebSocket: gauges,
 // active downloads with controls, quick preset install, queue summary, a link to the full page, and a toast
 // when a download completes or fails. Plain DOM; state lives here, outside the element render() gets,
-// because the tab's element is new every time it opens.
+// because the tab's element is new every time it opens. A dashboard that failed to start says why
+// (GET /dashboard/health answers 503 DASHBOARD_UNAVAILABLE) and the tab stops trying to connect.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -10,7 +11,8 @@ const TOOLTIP = "ComfyUI Dashboard";
 const base = () => `${api.api_base || ""}/dashboard`;
 
 const state = {
-  connection: "connecting", // connecting | live | waiting | login
+  connection: "connecting", // connecting | live | waiting | login | failed
+  failure: null, // why the dashboard failed to start, as its health check says
   system: null,
   downloads: new Map(),
   queue: null, // {pending, running} or {error}
@@ -21,6 +23,8 @@ let view = null; // the open tab's elements
 let socket = null;
 let attempt = 0;
 let retryTimer = null;
+let checking = false; // asking /dashboard/health why the socket closed
+let presetsLoading = null;
 
 // ---- talking to the dashboard ----
 
@@ -32,6 +36,7 @@ function socketUrl() {
 
 function connect() {
   clearTimeout(retryTimer);
+  if (state.connection === "failed") return;
   state.connection = "connecting";
   draw();
   const ws = new WebSocket(socketUrl());
@@ -59,9 +64,32 @@ function connect() {
     }
     state.connection = "waiting";
     draw();
-    const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.75 + Math.random() / 2);
-    retryTimer = setTimeout(connect, delay);
+    checking = true;
+    whyClosed().then((failure) => {
+      checking = false;
+      if (socket !== null || state.connection !== "waiting") return;
+      if (failure) {
+        state.connection = "failed"; // it will not start by itself: no more tries until ComfyUI restarts
+        state.failure = failure;
+        draw();
+        return;
+      }
+      const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.75 + Math.random() / 2);
+      retryTimer = setTimeout(connect, delay);
+    });
   };
+}
+
+/** The message of a dashboard that failed to start (its health answers DASHBOARD_UNAVAILABLE), else null. */
+async function whyClosed() {
+  try {
+    const response = await fetch(`${base()}/health`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (response.status !== 503) return null;
+    const error = ((await response.json()) || {}).error || {};
+    return error.code === "DASHBOARD_UNAVAILABLE" ? error.message : null;
+  } catch {
+    return null; // ComfyUI itself is away (restarting): keep trying
+  }
 }
 
 function onMessage(m) {
@@ -81,15 +109,14 @@ function onMessage(m) {
     const old = state.downloads.get(d.download_id);
     if (old) old.status = d.status === "success" ? "completed" : d.status; // or failed, cancelled
     if (d.status === "success") {
-      notify("success", `${nameOf(d.preset_id)} installed`, `Downloaded in ${d.time_taken_seconds}s.`);
+      named(d.preset_id).then((name) => notify("success", `${name} installed`, `Downloaded in ${d.time_taken_seconds}s.`));
       const preset = state.presets && state.presets.find((p) => p.id === d.preset_id);
       if (preset) preset.installed = true;
       drawPresets();
     }
   } else if (m.type === "error" && d.details && d.details.download_id) {
-    const details = d.details;
-    const hint = details.reason === "gated" ? " Set HF_TOKEN and accept the licence on the model page." : "";
-    notify("error", `${nameOf(details.preset_id)}: download failed`, `${d.message}${hint}`);
+    // The message says what to do (for a gated model: accept the licence, set HF_TOKEN).
+    named(d.details.preset_id).then((name) => notify("error", `${name}: download failed`, d.message));
   } else {
     return;
   }
@@ -98,8 +125,30 @@ function onMessage(m) {
 
 function fromApi(x) {
   return { id: x.id, preset_id: x.preset_id, status: x.status, progress: x.progress,
-    speed: x.status !== "downloading" ? null
-      : x.speed_mbps >= 1 ? `${Math.round(x.speed_mbps)} MB/s` : `${Math.round(x.speed_mbps * 1000)} KB/s`, eta: null };
+    speed: x.status === "downloading" ? fmtRate(x.speed_mbps) : null, eta: null };
+}
+
+// ---- formatting: the same rules as the page's (web/page/dom.js), which this file cannot import ----
+
+const SIZE_UNITS = [["KB", 1e3, 0], ["MB", 1e6, 1], ["GB", 1e9, 1], ["TB", 1e12, 2]];
+
+/** 512 B, 12 KB, 62.9 MB, 14.5 GB, 1.20 TB: decimal units of bytes, as web/page/dom.js writes them. */
+export function fmtBytes(bytes) {
+  if (typeof bytes !== "number" || !Number.isFinite(bytes)) return "?";
+  if (bytes < 1000) return `${Math.round(bytes)} B`;
+  let text = "";
+  for (const [unit, size, digits] of SIZE_UNITS) {
+    const value = (bytes / size).toFixed(digits);
+    text = `${value} ${unit}`;
+    if (Number(value) < 1000) break;
+  }
+  return text;
+}
+
+/** "125 MB/s", as web/page/dom.js writes speeds. */
+export function fmtRate(megabytesPerSecond) {
+  if (!megabytesPerSecond) return "0 KB/s";
+  return megabytesPerSecond >= 1 ? `${Math.round(megabytesPerSecond)} MB/s` : `${Math.round(megabytesPerSecond * 1000)} KB/s`;
 }
 
 function notify(severity, summary, detail) {
@@ -133,6 +182,12 @@ const nameOf = (presetId) => {
   return preset ? preset.name : presetId;
 };
 
+/** A preset's name, reading the presets first if this page has not yet (the tab may never have been opened). */
+async function named(presetId) {
+  if (!state.presets) await loadPresets();
+  return nameOf(presetId);
+}
+
 // ---- the tab ----
 
 const STYLE = `
@@ -143,7 +198,9 @@ const STYLE = `
 .cdash-state { font-size: 11px; padding: 1px 8px; border-radius: 999px; border: 1px solid var(--border-color, #444); }
 .cdash-state[data-state="live"] { color: #4cc38a; }
 .cdash-state[data-state="waiting"], .cdash-state[data-state="connecting"] { color: #e8b33e; }
-.cdash-state[data-state="login"] { color: #f06a6a; }
+.cdash-state[data-state="login"], .cdash-state[data-state="failed"] { color: #f06a6a; }
+.cdash-failure { margin: 0; padding: 8px; border: 1px solid #a33; border-radius: 6px; background: rgba(160, 40, 40, .15);
+  overflow-wrap: anywhere; }
 .cdash-row { display: grid; grid-template-columns: 70px 1fr 56px; gap: 6px; align-items: center; margin: 3px 0; }
 .cdash-bar { height: 6px; border-radius: 999px; background: var(--comfy-input-bg, #333); overflow: hidden; }
 .cdash-bar > span { display: block; height: 100%; background: #2f9bff; }
@@ -196,40 +253,54 @@ function render(root) {
   view = {
     root: el("div", { class: "cdash" }),
     status: el("span", { class: "cdash-state", role: "status" }),
+    failure: el("p", { class: "cdash-failure", role: "alert" }),
     vitals: el("div", { "aria-label": "System" }),
     downloads: el("div"),
     presets: el("div"),
     queue: el("div"),
+    link: el("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "Open the full dashboard ↗" }),
   };
   view.root.append(
     el("div", { class: "cdash-head" }, el("strong", { text: "Dashboard" }), view.status),
+    view.failure,
     el("section", { "aria-label": "System" }, el("h3", { text: "System" }), view.vitals),
     el("section", { "aria-label": "Downloads" }, el("h3", { text: "Downloads" }), view.downloads),
     el("section", { "aria-label": "Install a preset" }, el("h3", { text: "Install a preset" }), search, view.presets),
     el("section", { "aria-label": "Queue" }, el("h3", { text: "Queue" }), view.queue),
-    el("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "Open the full dashboard ↗" }));
+    view.link);
   root.replaceChildren(view.root);
-  if (!socket) connect(); // after a 4401 (the user may have logged in since), or skipping a reconnect's wait
-  if (!state.presets) loadPresets();
+  if (!socket && !checking) connect(); // after a 4401 (the user may have logged in since), or skipping a reconnect's wait
+  if (!state.presets && state.connection !== "failed") loadPresets();
   draw();
+  drawPresets(); // the search box keeps its words when the tab opens again: so do its results
 }
 
-async function loadPresets() {
-  try {
-    state.presets = (await call("GET", "/api/presets")).presets;
-  } catch {
-    state.presets = null;
+/** Read the preset list once at a time; a failure leaves it null (tried again when the tab opens). */
+function loadPresets() {
+  if (!presetsLoading) {
+    presetsLoading = call("GET", "/api/presets").then((body) => {
+      state.presets = body.presets;
+    }, () => {
+      state.presets = null;
+    }).finally(() => {
+      presetsLoading = null;
+      drawPresets();
+    });
   }
-  drawPresets();
+  return presetsLoading;
 }
 
 function draw() {
-  if (!view || !view.root.isConnected) return;
+  if (!view) return; // the tab is closed (render() may run before its element is in the page)
   // Sections are redrawn whole; give the focus back to the control that had it.
   const focused = view.root.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") : null;
-  const labels = { connecting: "connecting…", live: "live", waiting: "reconnecting…", login: "log in" };
+  const labels = { connecting: "connecting…", live: "live", waiting: "reconnecting…", login: "log in", failed: "failed" };
   view.status.dataset.state = state.connection;
   view.status.textContent = labels[state.connection];
+  const failed = state.connection === "failed";
+  view.failure.hidden = !failed;
+  view.failure.textContent = failed ? state.failure : "";
+  for (const part of [...view.root.querySelectorAll("section"), view.link]) part.hidden = failed;
   drawVitals();
   drawDownloads();
   drawQueue();
@@ -286,7 +357,7 @@ function drawDownloads() {
 }
 
 function drawPresets() {
-  if (!view || !view.root.isConnected) return;
+  if (!view) return; // the tab is closed (render() may run before its element is in the page)
   if (!state.presets) {
     view.presets.replaceChildren(el("p", { class: "cdash-muted", text: state.connection === "login" ? "" : "Loading presets…" }));
     return;
@@ -297,9 +368,11 @@ function drawPresets() {
     return;
   }
   const found = state.presets.filter((p) => words.every((w) => `${p.id} ${p.name} ${p.tags.join(" ")}`.toLowerCase().includes(w))).slice(0, 6);
-  view.presets.replaceChildren(...(found.length ? found.map((p) => el("div", { class: "cdash-preset" },
-    el("span", { title: `${p.name} (${p.download_size})`, text: `${p.name} · ${p.download_size}` }),
+  view.presets.replaceChildren(...(found.length ? found.map((p) => el("div", { class: "cdash-preset", "data-preset": p.id },
+    el("span", { title: `${p.name} (${fmtBytes(p.download_bytes)})`, text: `${p.name} · ${fmtBytes(p.download_bytes)}` }),
     p.installed ? el("span", { class: "cdash-muted", text: "installed" })
+      : p.requires ? el("span", { class: "cdash-muted", text: "needs a newer ComfyUI",
+        title: `This ComfyUI has no ${(p.requires.comfyui_folders || []).join(", ")} model folder: update ComfyUI to install ${p.name}.` })
       : el("button", { type: "button", "aria-label": `Install ${p.name}`, text: "Install", onclick: async (event) => {
         event.currentTarget.disabled = true;
         const answer = await act(`Install ${p.name}`, "POST", `/api/presets/${encodeURIComponent(p.id)}/install`);

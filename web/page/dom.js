@@ -60,18 +60,26 @@ export const uid = (prefix = "id") => `${prefix}-${++ids}`;
 
 // ---- formatting ----
 
-/** 12.34 GB, 850.0 MB, 12 KB: binary units written GB/MB/KB, as the API's `size_gb` values are. */
+// One rule for every size on the page and in ComfyUI's sidebar (web/comfyui/dashboard_sidebar.js has the same
+// function, kept identical): decimal units of bytes, as download managers and disk tools show them
+// (1 MB = 1,000,000 bytes), the smallest unit that keeps the number under 1000; B and KB whole, MB and GB
+// with one decimal, TB with two. Sizes are formatted from bytes wherever the API gives bytes.
+const SIZE_UNITS = [["KB", 1e3, 0], ["MB", 1e6, 1], ["GB", 1e9, 1], ["TB", 1e12, 2]];
+
+/** 512 B, 12 KB, 62.9 MB, 14.5 GB, 1.20 TB. */
 export function fmtBytes(bytes) {
-  if (bytes === null || bytes === undefined || Number.isNaN(bytes)) return "?";
-  const GB = 1024 ** 3;
-  if (bytes >= 1024 * GB) return `${(bytes / (1024 * GB)).toFixed(2)} TB`;
-  if (bytes >= GB) return `${(bytes / GB).toFixed(bytes >= 100 * GB ? 0 : 2)} GB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-  return `${bytes} B`;
+  if (typeof bytes !== "number" || !Number.isFinite(bytes)) return "?";
+  if (bytes < 1000) return `${Math.round(bytes)} B`;
+  let text = "";
+  for (const [unit, size, digits] of SIZE_UNITS) {
+    const value = (bytes / size).toFixed(digits);
+    text = `${value} ${unit}`;
+    if (Number(value) < 1000) break;
+  }
+  return text;
 }
 
-/** A `..._gb` value of the API (GiB). */
+/** A `..._gb` value of the API (GiB), in the same units as fmtBytes. */
 export const fmtGb = (gb) => (gb === null || gb === undefined ? "?" : fmtBytes(gb * 1024 ** 3));
 export const fmtPct = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v)}%`);
 

@@ -142,8 +142,8 @@ function storageView(storage, types) {
   const models = storage.models;
   const used = bar("Models volume used", { meter: true });
   if (volume) used.set(volume.usage_percent, `${fmtGb(volume.used_gb)} of ${fmtGb(volume.total_gb)} used`);
-  const nonEmpty = types.filter((t) => t.count > 0).sort((a, b) => b.size_gb - a.size_gb);
-  const biggest = Math.max(...nonEmpty.map((t) => t.size_gb), 0.000001);
+  const nonEmpty = types.filter((t) => t.count > 0).sort((a, b) => b.size_bytes - a.size_bytes);
+  const biggest = Math.max(...nonEmpty.map((t) => t.size_bytes), 1);
   return [
     volume ? h("div", { class: "volume" },
       h("div", { class: "volume-text" }, h("span", { text: `${fmtGb(volume.used_gb)} used of ${fmtGb(volume.total_gb)}` }),
@@ -154,10 +154,10 @@ function storageView(storage, types) {
     nonEmpty.length
       ? h("ul", { class: "type-bars" }, nonEmpty.map((t) => {
         const fillEl = h("span", { class: "type-fill" });
-        fillEl.style.width = `${Math.max(2, (100 * t.size_gb) / biggest)}%`;
+        fillEl.style.width = `${Math.max(2, (100 * t.size_bytes) / biggest)}%`;
         return h("li", null, h("a", { href: `#/models?type=${encodeURIComponent(t.id)}`, class: "type-name", text: t.name }),
           h("span", { class: "type-track", "aria-hidden": "true" }, fillEl),
-          h("span", { class: "type-size", text: `${t.size_gb ? fmtGb(t.size_gb) : "< 0.01 GB"} · ${t.count}` }));
+          h("span", { class: "type-size", text: `${fmtBytes(t.size_bytes)} · ${t.count}` }));
       }))
       : h("p", { class: "muted", text: "No model files yet: install a preset." }),
   ];

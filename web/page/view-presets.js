@@ -1,7 +1,7 @@
 // Presets: category tabs, search and filters, cards with size, VRAM and gated notice; install, uninstall and
-// live progress.
+// live progress. A preset for a newer ComfyUI (`requires`) says so instead of offering to install.
 
-import { fill, h, uid } from "./dom.js";
+import { fill, fmtBytes, fmtGb, h, uid } from "./dom.js";
 import { ACTIVE, downloadOfPreset, installPreset, loadPresets, on, store, uninstallPreset } from "./store.js";
 import { attempt, bar, confirmDialog, downloadControls, errorView, notice, progressText, toast } from "./widgets.js";
 
@@ -116,7 +116,7 @@ function presetCard(p) {
     h("p", { class: "card-id muted", text: p.id }),
     h("p", { class: "card-text", text: p.description }),
     h("dl", { class: "facts" },
-      h("div", null, h("dt", { text: "Download" }), h("dd", { text: p.download_size || "?" })),
+      h("div", null, h("dt", { text: "Download" }), h("dd", { text: fmtBytes(p.download_bytes) })),
       h("div", null, h("dt", { text: "VRAM" }), h("dd", { text: p.vram_gb === null ? "not stated" : `${p.vram_gb} GB` })),
       h("div", null, h("dt", { text: "Source" }), h("dd", { text: { shipped: "curated", user: "yours", template: "ComfyUI template" }[p.source] || p.source }))),
     p.gated ? notice("warn", h("strong", { text: "Gated model. " }),
@@ -128,7 +128,8 @@ function presetCard(p) {
     const d = downloadOfPreset(p.id);
     const running = d && ACTIVE.has(d.status);
     const failed = d && d.status === "failed" && !p.installed;
-    el.dataset.state = running ? d.status : failed ? "failed" : p.installed ? "installed" : "available";
+    el.dataset.state = running ? d.status : failed ? "failed" : p.installed ? "installed"
+      : p.requires ? "unsupported" : "available";
     if (running) {
       progress.set(d.progress, progressText(d));
       progressLine.textContent = progressText(d);
@@ -142,6 +143,9 @@ function presetCard(p) {
     } else if (failed) {
       fill(status, notice("error", d.error ? errorView(d.error) : "The installation failed."));
       fill(actions, downloadControls(d, p.name));
+    } else if (p.requires) {
+      fill(status, notice("info", newerComfyUI(p.requires)));
+      fill(actions);
     } else if (p.installed) {
       fill(status, h("p", { class: "installed", text: "✓ Installed" }));
       fill(actions, h("button", { type: "button", class: "button danger", "aria-label": `Uninstall ${p.name}`, text: "Uninstall",
@@ -159,6 +163,13 @@ function presetCard(p) {
   };
   update();
   return { el, update };
+}
+
+/** "Needs a newer ComfyUI: this one has no latent_upscale_models model folder." */
+function newerComfyUI(requires) {
+  const folders = requires.comfyui_folders || [];
+  return h("span", null, h("strong", { text: "Needs a newer ComfyUI" }),
+    `: this one has no ${folders.join(", ")} model folder${folders.length === 1 ? "" : "s"}. Update ComfyUI to install it.`);
 }
 
 async function uninstall(p) {
@@ -184,5 +195,5 @@ async function uninstall(p) {
       return anyway ? uninstallPreset(p.id, true) : undefined;
     }
   }, `Uninstall ${p.name}`);
-  if (answer) toast(`${p.name} uninstalled: ${answer.files_removed} file(s) removed, ${answer.space_freed_gb} GB freed.`, "success");
+  if (answer) toast(`${p.name} uninstalled: ${answer.files_removed} file(s) removed, ${fmtGb(answer.space_freed_gb)} freed.`, "success");
 }

@@ -19,15 +19,14 @@ export function toast(message, kind = "info", ms = kind === "error" ? 12000 : 60
   return item;
 }
 
-/** Explain an API error or an `error` message to a person; gated models get what to do and a link. */
+/** Explain an API error or an `error` message to a person; gated models get a link to their page. */
 export function errorView(error) {
   const code = error.code || "";
   const details = error.details || {};
   const message = error.message || "Something went wrong";
-  if (details.reason === "gated") {
+  if (details.reason === "gated") { // the server's message already says what to do (licence, HF_TOKEN)
     const page = details.model_page;
-    return h("span", { class: "error-text" }, `${message}. `,
-      h("strong", { text: "Set HF_TOKEN and accept the licence on the model page" }),
+    return h("span", { class: "error-text" }, message,
       page ? [" (", h("a", { href: page, target: "_blank", rel: "noopener noreferrer", text: "model page" }), ")"] : null, ".");
   }
   if (details.token === "HF_TOKEN" || details.reason === "unauthorized") {
