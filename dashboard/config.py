@@ -10,10 +10,29 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+#: Upper bounds of the connection settings.
+MAX_CONNECTIONS_PER_FILE = 32
+MAX_CONNECTIONS = 256
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_BANDWIDTH = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)(?:/s)?")
+
+
+def parse_bandwidth(text: str) -> int:
+    """Bytes a second from `50MB/s`, `500KB/s`, `1.5GB/s`, `100MiB/s` or a plain number; ValueError if malformed."""
+    match = _BANDWIDTH.fullmatch(text.strip().lower())
+    if not match or match.group(2) not in _UNITS:
+        raise ValueError(f"expected a rate such as 50MB/s, got {text!r}")
+    rate = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if rate < 1:
+        raise ValueError(f"a rate must be at least 1 byte a second, got {text!r}")
+    return rate
 
 
 class ConfigError(ValueError):
@@ -33,6 +52,11 @@ class Settings:
     status_interval: float = 2.0
     max_downloads: int = 2
     read_timeout: float = 60.0
+    connections_per_file: int = 8
+    max_connections: int = 16
+    max_bandwidth: int | None = None
+    yield_to_generation: bool = True
+    yield_share: float = 0.25
     max_queue: int = 100
     official_templates: bool = True
     extra_model_paths: Path | None = None
@@ -88,6 +112,13 @@ class Settings:
             "status_interval": _number(raw["status_interval"], src["status_interval"], 2.0, 0.1, 3600),
             "max_downloads": int(_number(raw["max_downloads"], src["max_downloads"], 2, 1, 64, True)),
             "read_timeout": _number(raw["read_timeout"], src["read_timeout"], 60.0, 0.1, 3600),
+            "connections_per_file": int(_number(raw["connections_per_file"], src["connections_per_file"], 8, 1,
+                                                MAX_CONNECTIONS_PER_FILE, True)),
+            "max_connections": int(_number(raw["max_connections"], src["max_connections"], 16, 1, MAX_CONNECTIONS,
+                                           True)),
+            "max_bandwidth": _bandwidth(raw["max_bandwidth"], src["max_bandwidth"]),
+            "yield_to_generation": _flag(raw["yield_to_generation"], src["yield_to_generation"], True),
+            "yield_share": _number(raw["yield_share"], src["yield_share"], 0.25, 0.01, 1.0),
             "max_queue": int(_number(raw["max_queue"], src["max_queue"], 100, 1, 100_000, True)),
             "official_templates": _flag(raw["official_templates"], src["official_templates"], True),
             "extra_model_paths": _path(raw["extra_model_paths"], src["extra_model_paths"]),
@@ -125,6 +156,11 @@ ENV_VARS = {
     "status_interval": "DASHBOARD_STATUS_INTERVAL",
     "max_downloads": "DASHBOARD_MAX_DOWNLOADS",
     "read_timeout": "DASHBOARD_READ_TIMEOUT",
+    "connections_per_file": "DASHBOARD_CONNECTIONS_PER_FILE",
+    "max_connections": "DASHBOARD_MAX_CONNECTIONS",
+    "max_bandwidth": "DASHBOARD_MAX_BANDWIDTH",
+    "yield_to_generation": "DASHBOARD_YIELD_TO_GENERATION",
+    "yield_share": "DASHBOARD_YIELD_SHARE",
     "max_queue": "DASHBOARD_MAX_QUEUE",
     "official_templates": "DASHBOARD_OFFICIAL_TEMPLATES",
     "extra_model_paths": "DASHBOARD_EXTRA_MODEL_PATHS",
@@ -239,6 +275,16 @@ def _origins(value, var: str) -> tuple[str, ...]:
         if item != "*" and not origin_like:
             raise ConfigError(f"{var}: {item!r} is not '*' or an origin such as https://example.com")
     return tuple(item.rstrip("/") for item in items)
+
+
+def _bandwidth(value, var: str) -> int | None:
+    text = _text(value)
+    if text is None or text.lower() in ("unlimited", "none", "0"):
+        return None
+    try:
+        return parse_bandwidth(text)
+    except ValueError as exc:
+        raise ConfigError(f"{var}: {exc}") from None
 
 
 def _secret(value, var: str) -> str | None:

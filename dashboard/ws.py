@@ -5,7 +5,9 @@ dispatched by `type` (and actions by `action`) through tables with a schema each
 checked before anything runs; every problem is answered with an `error` message and the
 connection stays open. Each client has a bounded outbox: progress messages are coalesced to the
 latest value per download or prompt, a client that stays over the limit is dropped, and a slow
-client only ever waits on itself. Heartbeats detect dead peers.
+client only ever waits on itself. Heartbeats detect dead peers. With auth on, every action checks
+the socket's token again (the user's current role; FORBIDDEN for a viewer), and a socket whose token
+is logged out, or whose user is removed or replaced, is closed with code 4401.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from jsonschema import Draft202012Validator
 
+from .api.downloads import SETTINGS_BODY
+from .api.routing import load_json
 from .errors import ApiError
 from .events import Event
+from .security.guard import USER, request_token
 from .services.container import Services
 from .services.queue import NOT_GIVEN
 
@@ -89,6 +94,8 @@ ACTIONS: dict[str, tuple[Draft202012Validator, ActionHandler]] = {
     "interrupt": (_obj([]), lambda s, d: s.queue.interrupt()),
     "clear_queue": (_obj([], type={"enum": ["pending", "running", "all"]}),
                     lambda s, d: s.queue.clear(d.get("type", "pending"))),
+    "set_download_settings": (Draft202012Validator(SETTINGS_BODY),
+                              lambda s, d: s.downloads.update_settings(d)),
 }
 
 
@@ -100,10 +107,18 @@ class Hub:
         self.authenticate = authenticate
         self.connections: set[Connection] = set()
         self._unsubscribe = services.bus.subscribe(self._on_event)
+        # users or revoked tokens changed: every socket's token is checked again
+        self._unwatch_auth = services.auth.on_change(self._recheck) if authenticate and services.auth else None
 
     def close(self) -> None:
         """Stop receiving events."""
         self._unsubscribe()
+        if self._unwatch_auth is not None:
+            self._unwatch_auth()
+
+    def _recheck(self) -> None:
+        for connection in list(self.connections):
+            connection.recheck()
 
     async def close_connections(self) -> None:
         """Close every socket (the server is shutting down)."""
@@ -122,8 +137,10 @@ class Hub:
         await socket.prepare(request)
         connection = Connection(self, socket, request)
         self.connections.add(connection)
+        if USER in request:  # authenticated by the guard: keep the token, to check it again later
+            connection.token = request_token(request)[0]
         try:
-            await connection.run(request.get("user"), request.query.get("token"))
+            await connection.run(request.get(USER), request.query.get("token"))
         finally:
             self.connections.discard(connection)
             await connection.shutdown()
@@ -139,8 +156,11 @@ class Connection:
         self.request = request
         self.channels: set[str] = set()
         self.user: dict[str, Any] | None = None
+        self.token: str | None = None  # with auth on: the token the user is checked by again
+        self._signed_out: asyncio.Future | None = None
         self._outbox: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._wake = asyncio.Event()
+        self._sent = asyncio.Event()
         self._ids = itertools.count()
         self._sender: asyncio.Task | None = None
         self.dropped = False
@@ -151,6 +171,7 @@ class Connection:
         if self.user is None and self.hub.authenticate is not None and not await self._authenticate(query_token):
             return
         async for message in self.socket:
+            await self._room_for_answers()
             if message.type == WSMsgType.TEXT:
                 await self._receive(message.data)
             elif message.type == WSMsgType.BINARY:
@@ -188,28 +209,45 @@ class Connection:
         if token is None:
             try:
                 message = await self.socket.receive(timeout=AUTH_TIMEOUT)
-                data = json.loads(message.data) if message.type == WSMsgType.TEXT else {}
+                data = load_json(message.data) if message.type == WSMsgType.TEXT else {}
                 token = data.get("token") if isinstance(data, dict) and data.get("type") == "auth" else None
             except (asyncio.TimeoutError, ValueError, TypeError):
                 token = None
         try:
+            if token:
+                await self.hub.services.auth.refresh()  # notice users changed by another process
             self.user = self.hub.authenticate(token) if token else None
         except ApiError:
             self.user = None
         if self.user is None:
             await self.socket.close(code=CLOSE_UNAUTHORIZED, message=b"authentication required")
             return False
+        self.token = token
         self.push({"type": "auth_ok", "data": {"user": self.user}})
         return True
+
+    def recheck(self) -> bool:
+        """Check the token again: the user's current role applies from now on; a token that is revoked,
+        expired, or whose user was removed or replaced closes the socket with 4401 (and answers False)."""
+        if self._signed_out is not None:
+            return False
+        if self.token is None:  # auth is off, or the socket has not authenticated yet
+            return True
+        try:
+            self.user = self.hub.authenticate(self.token)
+            return True
+        except ApiError:
+            self._signed_out = asyncio.ensure_future(self.socket.close(code=CLOSE_UNAUTHORIZED, message=b"signed out"))
+            return False
 
     async def _receive(self, raw: str) -> None:
         if len(raw) > MAX_MESSAGE_BYTES:
             self.error(None, "INVALID_REQUEST", f"Message larger than {MAX_MESSAGE_BYTES} bytes")
             return
         try:
-            message = json.loads(raw)
-        except ValueError:
-            self.error(None, "INVALID_REQUEST", "Message is not valid JSON")
+            message = load_json(raw)
+        except ValueError as exc:
+            self.error(None, "INVALID_REQUEST", f"Message is not valid JSON: {exc}"[:500])
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             self.error(None, "INVALID_REQUEST", "Message must be a JSON object with a string 'type'")
@@ -238,9 +276,10 @@ class Connection:
             self.push({"type": "auth_ok", "id": message_id, "data": {"user": self.user}})
 
     async def _subscribe(self, message_id: Any, channels: list[str]) -> None:
+        new = [channel for channel in channels if channel not in self.channels]
         self.channels.update(channels)
         self.push({"type": "subscribed", "id": message_id, "channels": sorted(self.channels)})
-        for channel in channels:
+        for channel in new:  # a channel already subscribed has its snapshot and events coming
             self.push({"type": "snapshot", "channel": channel, "data": await snapshot(self.hub.services, channel)})
 
     async def _action(self, message_id: Any, action: str, data: dict[str, Any]) -> None:
@@ -252,6 +291,10 @@ class Connection:
         problem = next(iter(validator.iter_errors(data)), None)
         if problem is not None:
             self.error(message_id, "INVALID_REQUEST", f"Invalid data for {action}: {problem.message[:300]}")
+            return
+        if self.token is not None:
+            await self.hub.services.auth.refresh()  # notice users changed by another process
+        if not self.recheck():
             return
         if self.user is not None and self.user.get("role") != "administrator":
             self.error(message_id, "FORBIDDEN", f"{action} needs an administrator")
@@ -268,18 +311,29 @@ class Connection:
             return
         self.push({"type": "result", "id": message_id, "action": action, "success": True, "data": result})
 
+    async def _room_for_answers(self) -> None:
+        """Read the client's next message only once half the outbox is free: a client that sends
+        faster than it reads waits on itself, and only events it does not read can get it dropped."""
+        while len(self._outbox) >= OUTBOX_LIMIT // 2 and not self.dropped and not self._sender.done():
+            self._sent.clear()
+            await self._sent.wait()
+
     async def _send_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                _key, message = self._outbox.popitem(last=False)
-                if message.get("id", ...) is None:
-                    message = {k: v for k, v in message.items() if k != "id"}
-                try:
-                    await self.socket.send_str(json.dumps(message, default=str))
-                except (ConnectionError, RuntimeError):  # the peer went away; the reader loop ends too
-                    return
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._outbox:
+                    _key, message = self._outbox.popitem(last=False)
+                    if message.get("id", ...) is None:
+                        message = {k: v for k, v in message.items() if k != "id"}
+                    try:
+                        await self.socket.send_str(json.dumps(message, default=str))
+                    except (ConnectionError, RuntimeError):  # the peer went away; the reader loop ends too
+                        return
+                    self._sent.set()
+        finally:
+            self._sent.set()  # a reader waiting for room must not wait on a sender that has stopped
 
     def _drop(self) -> None:
         """A client that cannot keep up: stop queueing for it and cut the connection."""

@@ -21,22 +21,39 @@ Routes (model repos only; repo_id is ``org/name`` or ``name``):
   an unsatisfiable range gives 416. Errors carry ``X-Error-Code`` / ``X-Error-Message``
   (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo). Xet is never advertised.
 * ``HEAD|GET /repos/{repo_id}/{sha256}``: the "CDN". With ``hub.cdn = True`` resolve
-  answers LFS files with a 302 to ``hub.cdn_url`` + this path, like the real Hub.
+  answers LFS files with a 302 to ``hub.cdn_url`` + this path, like the real Hub. The URL is
+  signed like CloudFront's: ``...&Expires=<unix seconds>&Signature=<hex>``, valid for
+  ``hub.cdn_ttl`` seconds (3600). An expired or badly signed URL gets 403 with
+  ``<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>``;
+  ``hub.expire_cdn_urls()`` expires every URL issued so far (no clock needed), and a new
+  resolve gives a fresh one. A transfer already under way is not cut.
 * ``GET /api/models/{repo_id}[/revision/{revision}]``: repo info (``?blobs=true`` adds sizes).
 * ``POST /api/models/{repo_id}/paths-info/{revision}``: for ``HfApi.get_paths_info``.
 
 Faults (``Faults``) can be set on ``hub.faults`` (all files) or on ``HubFile.faults``
 (one file), between requests; they apply to file requests (resolve and CDN) only.
+
+Observing transfers (resolve and CDN alike; read them from any thread)::
+
+    hub.active_downloads        # file GETs whose body is being sent now (a stalled one too)
+    hub.peak_downloads          # the most there were at once
+    hub.peak_connections        # the most client sockets open at once (counted from their first request)
+    hub.open_connections        # client sockets open now
+    hub.reset_peaks()           # peaks back to the current counts
+    f.bytes_sent                # body bytes of this file handed to client sockets, all requests
+    [r.range for r in hub.requests if r.method == "GET"]   # [(0, 1048576), (1048576, None), ...]
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +67,11 @@ BLOCK = 1 << 20  # generated content and response bodies go in 1 MiB blocks
 _NOISE = random.Random(0).randbytes(BLOCK)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _STOP = web.AppKey("stop", asyncio.Event)
+_SLICES = 20  # throttled bodies go in writes of 1/20 s
+_EXPIRED = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+)
 
 
 def _git_sha1(chunks: Iterator[bytes], size: int) -> str:
@@ -69,12 +91,24 @@ class Faults:
     drop_after: close the connection after N body bytes of a GET.
     stall_after: send N body bytes of a GET, then hang until the client leaves.
     times: how many GETs drop_after / stall_after hit; then both reset to None.
+    fault_ranges_from: only GETs whose body starts at or after this offset (the Range start;
+        0 without Range or when Range is not honoured) use up drop_after / stall_after; the
+        others are sent whole. Stays set when ``times`` runs out.
     ignore_range: always answer 200 with the full body.
+    ignore_range_after: the first N GETs honour Range, later ones answer 200 with the full
+        body (1: a server that ignores Range from the 2nd GET on). Counts down as GETs
+        arrive; at 0, HEADs ignore Range too.
     corrupt: flip the bytes at every 1 MiB offset (0, 1 MiB, ...) sent; size unchanged.
-    throttle_bps: limit the body to this many bytes per second.
+    throttle_bps: limit each response's body to this many bytes per second. Each response
+        (so each connection) has its own budget: N connections get N times the rate. Paced
+        as a token bucket: writes of 1/20 s of body (at most 1 MiB), each preceded by a sleep
+        until it is due (the first waits too), so the rate holds over seconds without drift;
+        a client that falls behind catches up by at most one write. Read when the response
+        starts.
 
     Every HEAD or GET of the file (resolve or CDN) uses up one status_burst / rate_limit
-    answer; only GETs that send a body use up ``times``. A file's own faults go first.
+    answer; only GETs that send a body use up ``times`` and ``ignore_range_after``. A file's
+    own faults go first.
     """
 
     status_burst: list[int] = field(default_factory=list)
@@ -83,14 +117,20 @@ class Faults:
     drop_after: int | None = None
     stall_after: int | None = None
     times: int = 1
+    fault_ranges_from: int | None = None
     ignore_range: bool = False
+    ignore_range_after: int | None = None
     corrupt: bool = False
     throttle_bps: int | None = None
 
 
 @dataclass(eq=False)
 class HubFile:
-    """One file of a repo revision; content is ``data`` or generated from a seed."""
+    """One file of a repo revision; content is ``data`` or generated from a seed.
+
+    ``bytes_sent`` counts body bytes handed to client sockets, over all requests (resolve and
+    CDN); set it to 0 to count afresh.
+    """
 
     repo_id: str
     path: str
@@ -101,6 +141,7 @@ class HubFile:
     gated: bool
     data: bytes | None = None
     faults: Faults = field(default_factory=Faults)
+    bytes_sent: int = field(default=0, init=False)
 
     @property
     def url_path(self) -> str:
@@ -162,6 +203,22 @@ class RecordedRequest:
     path: str
     headers: CIMultiDict[str]
 
+    @property
+    def range(self) -> tuple[int, int | None] | None:
+        """The ``Range`` asked for, half-open like a slice, or None without a single valid one.
+
+        ``bytes=0-99`` -> ``(0, 100)``, ``bytes=100-`` -> ``(100, None)``, ``bytes=-5`` -> ``(-5, None)``.
+        """
+        match = _RANGE.fullmatch(self.headers.get("Range", "").strip())
+        if not match or match.group() == "bytes=-":
+            return None
+        first, last = match.groups()
+        if not first:
+            return -int(last), None
+        if last and int(last) < int(first):
+            return None
+        return int(first), int(last) + 1 if last else None
+
 
 class FakeHub:
     """In-memory repos plus the switches tests flip: tokens, cdn, faults.
@@ -170,8 +227,12 @@ class FakeHub:
         tokens: bearer tokens that may read gated files.
         cdn: answer resolve of LFS files with a 302 to ``cdn_url``.
         cdn_url: base url of the CDN host (set by ``running_hub``; set it yourself with ``make_app``).
+        cdn_ttl: seconds a CDN URL stays valid after resolve issues it.
         faults: faults for every file.
         requests: every request seen, in order.
+        active_downloads: file GETs whose body is being sent now (resolve and CDN).
+        peak_downloads: the highest ``active_downloads`` reached (see ``reset_peaks``).
+        peak_connections: the most client sockets open at once, each counted from its first request.
     """
 
     def __init__(self) -> None:
@@ -179,9 +240,40 @@ class FakeHub:
         self.tokens: set[str] = set()
         self.cdn = False
         self.cdn_url: str | None = None
+        self.cdn_ttl = 3600
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
+        self.active_downloads = 0
+        self.peak_downloads = 0
+        self.peak_connections = 0
         self._blobs: dict[str, HubFile] = {}  # sha256 -> file, filled when resolve redirects
+        self._transports: set[asyncio.BaseTransport] = set()  # client sockets seen, pruned when closed
+        self._cdn_key = random.randbytes(32)
+        self._cdn_generation = 0
+
+    @property
+    def open_connections(self) -> int:
+        """Client sockets open now (those that have sent a request)."""
+        return sum(not t.is_closing() for t in list(self._transports))
+
+    def reset_peaks(self) -> None:
+        """Set ``peak_downloads`` and ``peak_connections`` back to the current counts."""
+        self.peak_downloads = self.active_downloads
+        self.peak_connections = self.open_connections
+
+    def expire_cdn_urls(self) -> None:
+        """Make every CDN URL issued so far expired (403); later resolves give fresh ones."""
+        self._cdn_generation += 1
+
+    def _cdn_signature(self, path: str, expires: str) -> str:
+        message = f"{path}\n{expires}\n{self._cdn_generation}".encode()
+        return hmac.new(self._cdn_key, message, hashlib.sha256).hexdigest()
+
+    def _connection_seen(self, transport: asyncio.BaseTransport | None) -> None:
+        self._transports = {t for t in self._transports if not t.is_closing()}
+        if transport is not None and not transport.is_closing():
+            self._transports.add(transport)
+        self.peak_connections = max(self.peak_connections, len(self._transports))
 
     @staticmethod
     def commit_of(repo_id: str, revision: str = "main") -> str:
@@ -305,9 +397,25 @@ def _status_fault(hub_file: HubFile, hub: FakeHub) -> web.Response | None:
     return None
 
 
-def _cut_fault(hub_file: HubFile, hub: FakeHub) -> tuple[str, int] | None:
-    """("drop"|"stall", after_bytes) for this GET, using up one of ``times``."""
+def _honours_range(request: web.Request, both: tuple[Faults, Faults]) -> bool:
+    """Whether this request gets its Range; a GET uses up one ``ignore_range_after``."""
+    honour = True
+    for faults in both:
+        if faults.ignore_range:
+            honour = False
+        elif faults.ignore_range_after is not None:
+            if faults.ignore_range_after <= 0:
+                honour = False
+            elif request.method == "GET":
+                faults.ignore_range_after -= 1
+    return honour
+
+
+def _cut_fault(hub_file: HubFile, hub: FakeHub, start: int) -> tuple[str, int] | None:
+    """("drop"|"stall", after_bytes) for a GET whose body starts at ``start``, using up one of ``times``."""
     for faults in (hub_file.faults, hub.faults):
+        if faults.fault_ranges_from is not None and start < faults.fault_ranges_from:
+            continue
         for kind in ("drop", "stall"):
             after = getattr(faults, f"{kind}_after")
             if after is not None and faults.times > 0:
@@ -323,7 +431,7 @@ async def _send_file(request: web.Request, hub: FakeHub, hub_file: HubFile, head
     """Answer with (part of) the file, honouring Range and the body faults."""
     both = (hub_file.faults, hub.faults)
     start, end, status = 0, hub_file.size, 200
-    if not any(f.ignore_range for f in both):
+    if _honours_range(request, both):
         try:
             span = _parse_range(request.headers.get("Range", ""), hub_file.size)
         except _HubError as e:
@@ -339,21 +447,36 @@ async def _send_file(request: web.Request, hub: FakeHub, hub_file: HubFile, head
     if request.method == "HEAD":
         return response
 
-    cut = _cut_fault(hub_file, hub)
+    hub.active_downloads += 1
+    hub.peak_downloads = max(hub.peak_downloads, hub.active_downloads)
+    try:
+        return await _send_body(request, hub, hub_file, response, start, end)
+    finally:
+        hub.active_downloads -= 1
+
+
+async def _send_body(
+    request: web.Request, hub: FakeHub, hub_file: HubFile, response: web.StreamResponse, start: int, end: int
+) -> web.StreamResponse:
+    both = (hub_file.faults, hub.faults)
+    cut = _cut_fault(hub_file, hub, start)
     limit = end - start if cut is None else min(cut[1], end - start)
     corrupt = any(f.corrupt for f in both)
     bps = hub_file.faults.throttle_bps or hub.faults.throttle_bps
+    loop = asyncio.get_running_loop()
+    pacer = _Pacer(bps, loop.time()) if bps else None
     sent = 0
     for chunk in hub_file.chunks(start, start + limit):
         if corrupt and (start + sent) % BLOCK == 0:
             chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
         for piece in _pieces(chunk, bps):
+            if pacer is not None:
+                await asyncio.sleep(pacer.delay(len(piece), loop.time()))
             if _gone(request):
                 return response
             await response.write(piece)
             sent += len(piece)
-            if bps:
-                await asyncio.sleep(len(piece) / bps)
+            hub_file.bytes_sent += len(piece)
     if cut is None:
         await response.write_eof()
         return response
@@ -370,8 +493,22 @@ def _gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
+class _Pacer:
+    """Token bucket for one response, starting empty: no byte leaves before ``bytes / bps`` seconds
+    after the start, so the rate holds over any length of time; a late write is made up for by
+    at most one slice."""
+
+    def __init__(self, bps: int, now: float) -> None:
+        self.bps, self.due = bps, now
+
+    def delay(self, size: int, now: float) -> float:
+        """Seconds to wait before writing ``size`` more bytes."""
+        self.due = max(self.due, now - 1 / _SLICES) + size / self.bps
+        return max(self.due - now, 0.0)
+
+
 def _pieces(chunk: bytes, bps: int | None) -> Iterator[bytes]:
-    step = max(bps // 20, 1) if bps else len(chunk) or 1
+    step = max(bps // _SLICES, 1) if bps else len(chunk) or 1
     for i in range(0, len(chunk), step):
         yield chunk[i : i + step]
 
@@ -400,8 +537,10 @@ async def _resolve(request: web.Request) -> web.StreamResponse:
             raise RuntimeError("hub.cdn is set but hub.cdn_url is not")
         hub._blobs[hub_file.sha256] = hub_file
         disposition = quote(f'inline; filename="{path[-1]}";', safe="")
-        location = f"{hub.cdn_url}/repos/{repo_id}/{hub_file.sha256}"
-        location += f"?response-content-disposition={disposition}"
+        cdn_path = f"/repos/{repo_id}/{hub_file.sha256}"
+        expires = str(int(time.time()) + hub.cdn_ttl)
+        location = f"{hub.cdn_url}{cdn_path}?response-content-disposition={disposition}"
+        location += f"&Expires={expires}&Signature={hub._cdn_signature(cdn_path, expires)}"
         headers["Location"] = location
         return web.Response(status=302, text=f"Found. Redirecting to {location}", headers=headers)
     return await _send_file(request, hub, hub_file, headers)
@@ -424,8 +563,18 @@ def _find_file(hub: FakeHub, request: web.Request, repo_id: str, revision: str, 
     return hub_file
 
 
+def _signed(hub: FakeHub, request: web.Request) -> bool:
+    """Whether a CDN URL carries a valid signature and has not expired."""
+    expires, signature = request.query.get("Expires", ""), request.query.get("Signature", "")
+    if not expires.isdigit() or time.time() >= int(expires):
+        return False
+    return hmac.compare_digest(signature, hub._cdn_signature(request.rel_url.raw_path, expires))
+
+
 async def _cdn(request: web.Request) -> web.StreamResponse:
     hub: FakeHub = request.app[_HUB]
+    if not _signed(hub, request):
+        return web.Response(status=403, text=_EXPIRED, content_type="application/xml")
     hub_file = hub._blobs.get(request.match_info["sha256"])
     if hub_file is None:
         return web.Response(status=404, text="NoSuchKey")
@@ -509,6 +658,7 @@ async def _record(request: web.Request, handler):
     hub.requests.append(
         RecordedRequest(request.method, request.host, request.rel_url.raw_path, CIMultiDict(request.headers))
     )
+    hub._connection_seen(request.transport)
     return await handler(request)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import os
 import subprocess
 import sys
-from urllib.parse import urlsplit
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -19,8 +21,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.hf_api import RepoFile, RepoFolder
+from multidict import CIMultiDict
 
-from tests.hub import BLOCK, FakeHub, Faults, make_app, running_hub
+from tests.hub import BLOCK, FakeHub, Faults, RecordedRequest, _Pacer, make_app, running_hub
 
 REPO = "org/model"
 MIB = 1 << 20
@@ -337,3 +340,131 @@ async def test_cdn_on_another_host_with_aiohttp(served, aiohttp_server):
         (True, True),
         (False, False),
     ]
+
+
+async def test_ignore_range_after_the_first_get(served):
+    _, url, session, f = served
+    f.faults.ignore_range_after = 1
+    response, body = await fetch(session, url + f.url_path, headers={"Range": "bytes=10-19"})
+    assert response.status == 206 and body == f.read(10, 20)
+    response, body = await fetch(session, url + f.url_path, headers={"Range": "bytes=10-"})
+    assert response.status == 200 and body == f.read()
+    assert f.faults.ignore_range_after == 0
+    async with session.head(url + f.url_path, headers={"Range": "bytes=10-"}) as response:
+        assert response.status == 200 and response.headers["Content-Length"] == str(f.size)
+
+
+async def test_fault_ranges_from_hits_only_the_later_range(served):
+    hub, url, session, f = served
+    half = f.size // 2
+    f.faults.drop_after, f.faults.fault_ranges_from = 100, half
+    body, error = await fetch_until_error(session, url + f.url_path)
+    assert error is None and body == f.read()
+    body, error = await fetch_until_error(session, url + f.url_path, headers={"Range": f"bytes=0-{half - 1}"})
+    assert error is None and body == f.read(0, half)
+    body, error = await fetch_until_error(session, url + f.url_path, headers={"Range": f"bytes={half}-"})
+    assert isinstance(error, aiohttp.ClientPayloadError) and body == f.read(half, half + 100)
+    body, error = await fetch_until_error(session, url + f.url_path, headers={"Range": f"bytes={half + 100}-"})
+    assert error is None and body == f.read(half + 100)  # times used up
+    assert [r.range for r in file_requests(hub)] == [None, (0, half), (half, None), (half + 100, None)]
+
+
+def test_recorded_range_is_half_open_like_a_slice():
+    def asked(header):
+        return RecordedRequest("GET", "hub", "/x", CIMultiDict({"Range": header})).range
+
+    assert [asked(h) for h in ("bytes=0-99", "bytes=100-", "bytes=-5", "bytes=9-3", "bytes=0-1,5-6")] == [
+        (0, 100),
+        (100, None),
+        (-5, None),
+        None,
+        None,
+    ]
+    assert RecordedRequest("GET", "hub", "/x", CIMultiDict()).range is None
+
+
+async def test_counts_downloads_connections_and_bytes_sent(served):
+    hub, url, session, f = served
+    f.faults.stall_after, f.faults.times = 10, 2  # two bodies stay open
+    hub.faults.drop_after = 5  # then the third GET is cut
+    async with session.head(url + f.url_path) as response:
+        assert response.status == 200
+    stalled = [await session.get(url + f.url_path, headers={"Range": f"bytes={i * MIB}-"}) for i in range(2)]
+    for i, response in enumerate(stalled):
+        assert await response.content.readexactly(10) == f.read(i * MIB, i * MIB + 10)
+    assert (hub.active_downloads, hub.peak_downloads) == (2, 2)
+    body, error = await fetch_until_error(session, url + f.url_path)
+    assert isinstance(error, aiohttp.ClientPayloadError) and body == f.read(0, 5)
+    assert (hub.active_downloads, hub.peak_downloads) == (2, 3)
+    assert hub.peak_connections == 3  # the HEAD's connection was reused by the first GET
+    hub.reset_peaks()
+    assert hub.peak_downloads == 2 and hub.peak_connections == hub.open_connections == 2  # the hub cut the third
+    assert f.bytes_sent == 10 + 10 + 5
+    for response in stalled:
+        response.close()
+
+    f.bytes_sent = 0
+    await fetch(session, url + f.url_path, headers={"Range": "bytes=-7"})
+    await fetch(session, url + f.url_path)
+    assert f.bytes_sent == 7 + f.size
+
+
+async def test_throttled_ranges_in_parallel_add_up_to_the_file(served):
+    hub, url, session, f = served
+    hub.faults.throttle_bps = 16 * MIB  # slices of 0.8 MiB, across the 1 MiB blocks
+    ranges = [(0, MIB + 1), (MIB + 1, 2 * MIB), (2 * MIB, f.size)]
+    bodies = await asyncio.gather(
+        *(fetch(session, url + f.url_path, headers={"Range": f"bytes={a}-{b - 1}"}) for a, b in ranges)
+    )
+    assert b"".join(body for _, body in bodies) == f.read()
+    assert f.bytes_sent == f.size
+
+
+def test_throttle_paces_without_drift():
+    pacer, now = _Pacer(1000, 0.0), 0.0
+    for _ in range(100):
+        now += pacer.delay(50, now)  # wait until the slice is due
+        now += 0.01  # the write itself takes 10 ms
+    assert now == pytest.approx(5.0 + 0.01)  # 5000 bytes at 1000 B/s: the last slice went at 5 s
+    now += 1.0  # the client read nothing for a second
+    assert pacer.delay(50, now) == 0  # one slice is made up at once
+    assert pacer.delay(50, now) == pytest.approx(0.05)  # then the pace is back
+
+
+async def test_cdn_urls_are_signed_and_expire(served, aiohttp_server):
+    hub, url, session, f = served
+    cdn = await aiohttp_server(make_app(hub), host="127.0.0.2")
+    hub.cdn, hub.cdn_url = True, str(cdn.make_url("")).rstrip("/")
+
+    async def location() -> str:
+        async with session.head(url + f.url_path, allow_redirects=False) as response:
+            assert response.status == 302
+            return response.headers["Location"]
+
+    async def status(method: str, cdn_url: str) -> tuple[int, str]:
+        async with session.request(method, cdn_url) as response:
+            return response.status, await response.text()
+
+    signed = await location()
+    query = parse_qs(urlsplit(signed).query)
+    assert time.time() < int(query["Expires"][0]) <= time.time() + hub.cdn_ttl
+    assert len(query["Signature"][0]) == 64
+    assert (await fetch(session, signed))[1] == f.read()
+    assert (await status("HEAD", signed))[0] == 200
+    denied = (403, "<Code>AccessDenied</Code><Message>Request has expired</Message>")
+    for tampered in (signed.replace("Signature=", "Signature=0"), signed.replace("Expires=", "Expires=1")):
+        code, text = await status("GET", tampered)
+        assert (code, denied[1] in text) == (403, True)
+
+    async with session.get(signed) as in_flight:
+        first = await in_flight.content.readexactly(10)
+        hub.expire_cdn_urls()
+        assert first + await in_flight.read() == f.read()  # a transfer under way is not cut
+    for method in ("GET", "HEAD"):
+        code, text = await status(method, signed)
+        assert code == 403 and (method == "HEAD" or denied[1] in text)
+    fresh = await location()
+    assert fresh != signed and (await fetch(session, fresh))[1] == f.read()
+
+    hub.cdn_ttl = 0
+    assert (await status("GET", await location()))[0] == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..config import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_FILE
 from ..services.downloads.manager import PRIORITIES
 from .context import services
 from .routing import Routes
@@ -16,10 +17,22 @@ DOWNLOAD_STATES = ["queued", "downloading", "paused", "completed", "failed", "ca
 DOWNLOAD = obj(
     id=STRING, preset_id=STRING, status={"enum": DOWNLOAD_STATES}, priority=PRIORITY, progress=NUMBER,
     speed_mbps=NUMBER, eta_seconds=nullable(INTEGER), current_file=nullable(STRING), bytes_done=INTEGER,
-    bytes_total=INTEGER, files=obj(total=INTEGER, completed=INTEGER, failed=INTEGER), created_at=NUMBER,
-    error=nullable(ANY_OBJECT),
+    bytes_total=INTEGER, files=obj(total=INTEGER, completed=INTEGER, failed=INTEGER), connections=INTEGER,
+    created_at=NUMBER, error=nullable(ANY_OBJECT),
 )
-DOWNLOAD_LIST = obj(downloads=array(DOWNLOAD), active=INTEGER, total=INTEGER)
+DOWNLOAD_LIST = obj(downloads=array(DOWNLOAD), active=INTEGER, total=INTEGER, yielding=BOOLEAN)
+#: What may be changed while downloads run; one definition for PUT and the WebSocket action.
+SETTINGS_CHANGES = {
+    "max_bandwidth_bytes": {**nullable({"type": "integer", "minimum": 1}),
+                            "description": "all downloads together, bytes a second; null: unlimited"},
+    "connections_per_file": {"type": "integer", "minimum": 1, "maximum": MAX_CONNECTIONS_PER_FILE},
+    "max_connections": {"type": "integer", "minimum": 1, "maximum": MAX_CONNECTIONS},
+    "yield_to_generation": {**BOOLEAN, "description": "slow down while ComfyUI runs a prompt"},
+    "yield_share": {"type": "number", "minimum": 0.01, "maximum": 1,
+                    "description": "the share of the budget downloads keep while yielding"},
+}
+SETTINGS_BODY = {**obj(required=[], additional=False, **SETTINGS_CHANGES), "minProperties": 1}
+DOWNLOAD_SETTINGS = obj(**SETTINGS_CHANGES, yielding=BOOLEAN, connections_in_use=INTEGER)
 STATE_CHANGE = obj(status=STRING, download_id=STRING)
 CANCELLED = obj(status={"enum": ["cancelled"]}, download_id=STRING, files_removed=BOOLEAN)
 
@@ -28,6 +41,20 @@ CANCELLED = obj(status={"enum": ["cancelled"]}, download_id=STRING, files_remove
             description="`speed_mbps` is in megabytes per second.")
 async def list_downloads(request: web.Request, params: dict) -> web.Response:
     return web.json_response(services(request).downloads.list())
+
+
+@routes.get("/api/downloads/settings", summary="The limits every download shares", response=DOWNLOAD_SETTINGS,
+            description="`yielding` is true while ComfyUI runs a prompt and `yield_to_generation` is on: downloads "
+                        "then keep `yield_share` of their budget.")
+async def get_download_settings(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(services(request).downloads.settings())
+
+
+@routes.put("/api/downloads/settings", summary="Change the download limits while downloads run",
+            response=DOWNLOAD_SETTINGS, body=SETTINGS_BODY)
+async def put_download_settings(request: web.Request, params: dict) -> web.Response:
+    changes = {name: params[name] for name in SETTINGS_CHANGES if name in params}
+    return web.json_response(await services(request).downloads.update_settings(changes))
 
 
 @routes.get("/api/downloads/{download_id}", summary="One download", response=DOWNLOAD,

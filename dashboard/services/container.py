@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import tempfile
+from pathlib import Path
 
 from ..comfy.backend import ComfyBackend
-from ..config import Settings
+from ..config import ConfigError, Settings
 from ..errors import ApiError
 from ..events import EventBus
 from ..resources import shipped
 from ..store import Store
 from .auth import AuthService
 from .catalogue import Catalogue
+from .downloads.limits import Limits, LimitSettings
 from .downloads.manager import DownloadManager
 from .downloads.sources import Tokens
 from .gpu import GpuReader
@@ -53,7 +57,10 @@ class Services:
             self.store, self.bus, self.presets, self.models,
             Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token),
             max_downloads=settings.max_downloads, read_timeout=settings.read_timeout,
-            forget_folder=backend.forget_model_folder, in_use=self.inventory.in_use)
+            forget_folder=backend.forget_model_folder, in_use=self.inventory.in_use,
+            limits=Limits(LimitSettings(settings.max_bandwidth, settings.connections_per_file,
+                                        settings.max_connections, settings.yield_to_generation,
+                                        settings.yield_share)))
         self.presets.progress = self.downloads
         self.presets.verified = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
@@ -70,6 +77,7 @@ class Services:
             return
         self.started = True
         try:
+            await asyncio.get_running_loop().run_in_executor(None, usable_data_dir, self.settings.data_dir)
             self._read_model_roots()
             await self.backend.start()
             await self.system.start()
@@ -91,7 +99,7 @@ class Services:
         roots = self.backend.model_roots()
         if roots:
             self.models.roots = {name: list(paths) for name, paths in roots.items()}
-            self.catalogue.folder_types = set(roots)
+            self.catalogue.set_folder_types(set(roots))
 
     async def install_requested(self, preset_ids: tuple[str, ...]) -> None:
         """Queue the installs asked for at start (PRESET_DOWNLOAD); problems are logged, not raised."""
@@ -115,6 +123,20 @@ class Services:
         await self.store.close()
         await self.system.stop()
         await self.backend.stop()
+
+
+def usable_data_dir(path: Path) -> None:
+    """Create the data folder if needed and check a file can be written there (blocking).
+
+    Raises ConfigError naming DASHBOARD_DATA_DIR, so a start fails with a reason a user can act on.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"DASHBOARD_DATA_DIR: the data folder {path} cannot be used: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _loopback(host: str) -> bool:

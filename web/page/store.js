@@ -1,6 +1,7 @@
 // The page's live state, fed by the WebSocket and a few API reads. Views read it and listen to topics:
 // "system", "downloads", "queue" (any change), "queue_update" (ComfyUI's queue moved), "prompts",
-// "models" (files changed on disk), "presets", "reconnected" (the feed is back after a break: read again).
+// "models" (files changed on disk), "presets", "download_settings" (the limits downloads share),
+// "reconnected" (the feed is back after a break: read again).
 
 import { api, seg } from "./api.js";
 import { fmtDuration, fmtRate } from "./dom.js";
@@ -11,6 +12,7 @@ const RECENT_MAX = 12;
 export const store = {
   system: null, // {cpu, memory, gpu, disk, gpus, memory_total_gb, disk_total_gb, comfyui, uptime}
   downloads: new Map(), // id -> download (API shape plus speedText / etaText)
+  downloadSettings: null, // GET /api/downloads/settings answer; `yielding` follows the feed
   queue: { loaded: false, error: null, pending: 0, running: 0, current: null },
   prompts: new Map(), // prompt_id -> {prompt_id, type, node, value, max, nodes: Map(node -> state), images}
   history: new Map(), // prompt_id -> history record (GET /api/comfyui/history/{id})
@@ -71,8 +73,9 @@ function fromApi(d) {
   return { ...d, speedText: d.status === "downloading" ? fmtRate(d.speed_mbps) : null, etaText: fmtDuration(d.eta_seconds) };
 }
 
-export function setDownloads(list) {
+export function setDownloads(list, yielding) {
   store.downloads = new Map(list.map((d) => [d.id, fromApi(d)]));
+  if (store.downloadSettings && yielding !== undefined) store.downloadSettings.yielding = yielding;
   if (list.length) wantPresetNames();
   emit("downloads");
 }
@@ -98,9 +101,25 @@ function onProgress(e) {
     ...old, id: e.download_id, preset_id: e.preset_id, status: e.status, progress: e.progress,
     current_file: e.current_file, speedText: e.status === "downloading" ? e.speed : null,
     etaText: e.status === "downloading" ? e.eta : null, files: { ...old.files, ...e.files },
-    error: e.status === "failed" ? old.error : null,
+    connections: e.connections ?? old.connections, error: e.status === "failed" ? old.error : null,
   });
   emit("downloads");
+}
+
+/** The limits every download shares: read them once, change them with `saveDownloadSettings`. */
+export async function loadDownloadSettings() {
+  setDownloadSettings(await api("api/downloads/settings"));
+  return store.downloadSettings;
+}
+
+export async function saveDownloadSettings(changes) {
+  setDownloadSettings(await api("api/downloads/settings", { method: "PUT", body: changes }));
+  return store.downloadSettings;
+}
+
+function setDownloadSettings(settings) {
+  store.downloadSettings = settings;
+  emit("download_settings", settings);
 }
 
 /** The download a preset's card shows: its newest one. */
@@ -285,12 +304,13 @@ export function viewUrl(file) {
 /** Route the feed's messages into the store; `notify(kind, payload)` shows download and workflow news. */
 export function connectStore(live, notify) {
   live.on("snapshot", (m) => {
-    if (m.channel === "downloads") setDownloads(m.data.downloads || []);
+    if (m.channel === "downloads") setDownloads(m.data.downloads || [], m.data.yielding);
     else if (m.channel === "system") setSystem(m.data, false);
     else if (m.channel === "queue") setQueueSnapshot(m.data);
   });
   live.on("system_status", (m) => setSystem(m.data, false));
   live.on("download_progress", (m) => onProgress(m.data));
+  live.on("download_settings", (m) => setDownloadSettings(m.data));
   live.on("download_complete", (m) => {
     const d = store.downloads.get(m.data.download_id);
     if (d) {

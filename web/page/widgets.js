@@ -151,6 +151,7 @@ export function progressText(d) {
   if (d.files && d.files.total) parts.push(`${d.files.completed || 0}/${d.files.total} files`);
   if (d.status === "downloading") {
     if (d.speedText) parts.push(d.speedText);
+    if (d.connections > 1) parts.push(`${d.connections} connections`);
     if (d.etaText) parts.push(`${d.etaText} left`);
   }
   return parts.join(" · ");

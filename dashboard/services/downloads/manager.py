@@ -5,7 +5,9 @@ most `max_downloads` files transfer at once, across jobs, taken by priority (hig
 then age. Jobs and files live in SQLite: after a restart, even a `kill -9`, queued and running
 jobs continue from their `.part` files, paused ones stay paused, and finished files are never
 fetched again. Progress goes out on the bus as `download_progress` (at most 4 a second per job),
-then `download_complete`, and `error` (DOWNLOAD_FAILED) when a job fails.
+then `download_complete`, and `error` (DOWNLOAD_FAILED) when a job fails. What to fetch and
+where is the `Planner`'s; the limits every transfer shares are `Limits`'; removing a preset's
+files is the `Uninstaller`'s.
 """
 
 from __future__ import annotations
@@ -13,91 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from ...errors import ApiError
-from ...events import EventBus
+from ...events import Event, EventBus
 from ...store import Store
-from ..model_index import ModelFile, ModelIndex
-from ..preset_schema import Preset, PresetFile
+from ..model_index import ModelIndex
 from ..presets import PresetService
 from ..sizes import gb, human_duration, human_rate
-from .sources import Tokens
-from .transfer import DISK_MARGIN, READ_BUFFER, RetryPolicy, Transfer, part_paths, remove_partial
+from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobStatus
+from .limits import Limits, LimitSettings
+from .planner import Planner, preset_file
+from .sources import Tokens, download_failed
+from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
+from .uninstall import Uninstaller
 
 log = logging.getLogger("dashboard.downloads")
 
-PRIORITIES = {"high": 0, "normal": 1, "low": 2}
-ACTIVE = ("queued", "downloading", "paused")
-RUNNABLE = ("queued", "downloading")
 EVENT_INTERVAL = 0.25
-
-
-@dataclass
-class FileTask:
-    path: str
-    spec: dict[str, Any]
-    size: int
-    status: str = "pending"  # pending, downloading, done, failed
-    done_bytes: int = 0
-    error: dict[str, Any] | None = None
-
-
-@dataclass
-class Job:
-    id: str
-    preset_id: str
-    priority: int
-    created_at: float
-    files: list[FileTask]
-    status: str = "queued"  # queued, downloading, paused, completed, failed, cancelled
-    finished_at: float | None = None
-    error: dict[str, Any] | None = None
-    speed: float = 0.0
-    _sample: tuple[float, int] = (0.0, 0)
-    _last_event: float = 0.0
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files) or 1
-
-    @property
-    def done_bytes(self) -> int:
-        return sum(f.size if f.status == "done" else min(f.done_bytes, f.size) for f in self.files)
-
-    @property
-    def current_file(self) -> str | None:
-        running = [f.path for f in self.files if f.status == "downloading"]
-        return running[0] if running else None
-
-    def summary(self) -> dict[str, Any]:
-        remaining = max(0, self.total_bytes - self.done_bytes)
-        eta = int(remaining / self.speed) if self.speed > 0 and self.status == "downloading" else None
-        return {
-            "id": self.id,
-            "preset_id": self.preset_id,
-            "status": self.status,
-            "priority": next(k for k, v in PRIORITIES.items() if v == self.priority),
-            "progress": 100.0 if self.status == "completed" else round(100 * self.done_bytes / self.total_bytes, 1),
-            "speed_mbps": round(self.speed / 1e6, 2) if self.status == "downloading" else 0.0,
-            "eta_seconds": eta,
-            "current_file": self.current_file,
-            "bytes_done": self.done_bytes,
-            "bytes_total": self.total_bytes,
-            "files": {"total": len(self.files), "completed": sum(f.status == "done" for f in self.files),
-                      "failed": sum(f.status == "failed" for f in self.files)},
-            "created_at": self.created_at,
-            "error": self.error,
-        }
 
 
 class DownloadManager:
@@ -106,7 +46,8 @@ class DownloadManager:
     def __init__(self, store: Store, bus: EventBus, presets: PresetService, models: ModelIndex, tokens: Tokens,
                  max_downloads: int = 2, read_timeout: float = 60, retry: RetryPolicy | None = None,
                  forget_folder: Callable[[str], None] = lambda folder: None,
-                 in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> None:
+                 in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None,
+                 limits: Limits | None = None) -> None:
         self.store = store
         self.bus = bus
         self.presets = presets
@@ -115,14 +56,17 @@ class DownloadManager:
         self.max_downloads = max_downloads
         self.read_timeout = read_timeout
         self.retry = retry
-        self.forget_folder = forget_folder  # ComfyUI's file-list cache, after files are deleted
-        self.in_use = in_use  # which model paths a queued or running prompt names
+        self.limits = limits or Limits(LimitSettings())
         self.jobs: dict[str, Job] = {}
         self.installed: dict[str, dict[str, Any]] = {}
+        self.planner = Planner(presets, models, self.installed)
+        self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use)
         self._running: dict[tuple[str, str], asyncio.Task] = {}
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
         self._stopping = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self.throughput = 0.0  # bytes/s last measured on any download: estimates for new ones
         self._installing = asyncio.Lock()
 
     # lifecycle
@@ -131,13 +75,17 @@ class DownloadManager:
         """Load state and continue what was running when the process stopped."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.read_timeout)
         self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False, read_bufsize=READ_BUFFER)
-        self.transfer = Transfer(self._session, self.tokens, self.retry)
+        self.transfer = Transfer(self._session, self.tokens, self.retry, self.limits.connections,
+                                 self.limits.bandwidth)
+        self._unsubscribe = self.bus.subscribe(self._on_event)
         self.installed.update(await self.store.installed_files())
         for row in await self.store.downloads():
-            files = [FileTask(f["path"], f["spec"], f["size"], "pending" if f["status"] == "downloading"
-                              else f["status"], error=f["error"]) for f in row["files"]]
-            job = Job(row["id"], row["preset_id"], row["priority"], row["created_at"], files,
-                      "queued" if row["status"] == "downloading" else row["status"], row["finished_at"], row["error"])
+            files = [FileTask(f["path"], f["spec"], f["size"],
+                              FileStatus.PENDING if f["status"] == FileStatus.DOWNLOADING else f["status"],
+                              error=f["error"]) for f in row["files"]]
+            status = JobStatus.QUEUED if row["status"] == JobStatus.DOWNLOADING else row["status"]
+            job = Job(row["id"], row["preset_id"], row["priority"], row["created_at"], files, status,
+                      row["finished_at"], row["error"])
             self.jobs[job.id] = job
         await asyncio.get_running_loop().run_in_executor(None, self._measure_parts)
         self._pump()
@@ -145,6 +93,8 @@ class DownloadManager:
     async def stop(self) -> None:
         """Stop transfers (their `.part` files stay for the next start)."""
         self._stopping = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
@@ -167,18 +117,19 @@ class DownloadManager:
         preset = self.presets.require(preset_id)
         for job in self.jobs.values():
             if job.preset_id == preset_id and job.status in ACTIVE:
-                if job.status == "paused":
+                if job.status == JobStatus.PAUSED:
                     await self.resume(job.id)
                 return self._install_answer(job)
         await self.models.refresh(force=True)
         if not force and self.presets.is_installed(preset):
             raise ApiError("PRESET_ALREADY_INSTALLED", f"{preset.name} is already installed",
                            {"preset_id": preset_id, "hint": "use force to fetch unverified files again"})
-        files = self._missing_files(preset, force)
+        files = self.planner.missing_files(preset, force)
         if not files:
             return {"status": "installed", "preset_id": preset_id, "download_id": None,
                     "estimated_time_seconds": 0, "total_size_gb": 0.0}
-        await self._check_space(files)
+        await self.planner.refuse_outside(preset, files)
+        await self.planner.check_space(files)
         job = Job(f"dl_{secrets.token_hex(6)}", preset_id, PRIORITIES[priority], time.time(), files)
         await self.store.create_download(
             {"id": job.id, "preset_id": preset_id, "status": job.status, "priority": job.priority,
@@ -191,34 +142,41 @@ class DownloadManager:
 
     async def pause(self, download_id: str) -> dict[str, Any]:
         job = self._require(download_id)
-        if job.status not in ("queued", "downloading"):
+        if job.status not in RUNNABLE:
             raise self._conflict(job, "pause")
-        await self._set_status(job, "paused")
+        await self._set_status(job, JobStatus.PAUSED)
         await self._stop_files(job)
         self._publish_progress(job, force=True)
         return {"status": "paused", "download_id": job.id}
 
     async def resume(self, download_id: str) -> dict[str, Any]:
         job = self._require(download_id)
-        if job.status not in ("paused", "failed"):
+        if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
             raise self._conflict(job, "resume")
         for f in job.files:
-            if f.status == "failed":
-                f.status, f.error = "pending", None
-                await self.store.update_file(job.id, f.path, status="pending", error=None)
+            if f.status == FileStatus.FAILED:
+                f.status, f.error = FileStatus.PENDING, None
+                await self.store.update_file(job.id, f.path, status=FileStatus.PENDING, error=None)
         job.error = None
-        await self._set_status(job, "queued", error=None)
+        await self._set_status(job, JobStatus.QUEUED, error=None)
         self._pump()
         return {"status": "downloading", "download_id": job.id}
 
     async def cancel(self, download_id: str) -> dict[str, Any]:
         job = self._require(download_id)
-        if job.status not in ACTIVE and job.status != "failed":
+        if job.status not in (*ACTIVE, JobStatus.FAILED):
             raise self._conflict(job, "cancel")
-        await self._set_status(job, "cancelled")
+        await self._set_status(job, JobStatus.CANCELLED)
         await self._stop_files(job)
-        unfinished = [self._target(f.path) for f in job.files if f.status != "done"]
-        await asyncio.get_running_loop().run_in_executor(None, lambda: [remove_partial(t) for t in unfinished])
+        unfinished = {f.path: self.planner.target(f.path) for f in job.files if f.status != FileStatus.DONE}
+
+        def remove() -> None:
+            outside = self.planner.outside(unfinished)
+            for path, target in unfinished.items():
+                if path not in outside:
+                    remove_partial(target)
+
+        await asyncio.get_running_loop().run_in_executor(None, remove)
         self._complete_event(job, "cancelled")
         return {"status": "cancelled", "download_id": job.id, "files_removed": True}
 
@@ -237,57 +195,38 @@ class DownloadManager:
         """
         await self.presets.refresh()
         preset = self.presets.require(preset_id)
-        if self.in_use is not None and not force:
-            used = await self.in_use([m.path for m in await self._removable(preset)])
-            if used:
-                raise ApiError("MODEL_IN_USE", f"A queued or running prompt uses {len(used)} of {preset.name}'s "
-                               "files; use force to uninstall it anyway", {"preset_id": preset_id, "paths": used})
+        if not force:
+            await self.uninstaller.check_in_use(preset)
         for job in list(self.jobs.values()):
             if job.preset_id == preset_id and job.status in ACTIVE:
                 await self.cancel(job.id)
-        doomed = await self._removable(preset)
+        return await self.uninstaller.uninstall(preset)
 
-        def delete() -> tuple[int, int]:
-            removed = freed = 0
-            for model in doomed:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(model.abspath)
-                    removed += 1
-                    freed += model.size
-            return removed, freed
+    def settings(self) -> dict[str, Any]:
+        """The limits all downloads share (GET /api/downloads/settings)."""
+        return self.limits.snapshot()
 
-        removed, freed = await asyncio.get_running_loop().run_in_executor(None, delete)
-        paths = [m.path for m in doomed]
-        await self.store.forget_installed(paths)
-        for path in paths:
-            self.installed.pop(path, None)
-        self.models.invalidate()
-        for folder in {m.type for m in doomed}:
-            self.forget_folder(folder)
-        return {"status": "uninstalled", "preset_id": preset_id, "files_removed": removed,
-                "space_freed_gb": gb(freed)}
-
-    async def _removable(self, preset: Preset) -> list[ModelFile]:
-        """The preset's files on disk that no other installed preset uses."""
-        await self.models.refresh(force=True)
-        others = self.presets.catalogue.presets.values()
-        kept = {f.path for p in others if p.id != preset.id and self.presets.is_installed(p) for f in p.files}
-        found = [self.models.get(f.path) for f in preset.files if f.path not in kept]
-        return [m for m in found if m is not None]
+    async def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change limits while downloads run (PUT /api/downloads/settings); `changes` are validated."""
+        answer = self.limits.update(changes)
+        self.bus.publish("download_settings", answer, "downloads")
+        return answer
 
     # queries
 
     def list(self) -> dict[str, Any]:
         jobs = sorted(self.jobs.values(), key=lambda j: (j.status not in ACTIVE, j.priority, j.created_at))
         return {"downloads": [j.summary() for j in jobs],
-                "active": sum(j.status in ("queued", "downloading") for j in jobs), "total": len(jobs)}
+                "active": sum(j.status in RUNNABLE for j in jobs), "total": len(jobs),
+                "yielding": self.limits.yielding}
 
     def get(self, download_id: str) -> dict[str, Any]:
         return self._require(download_id).summary()
 
     def preset_progress(self, preset_id: str) -> dict[str, Any] | None:
         """Live progress of a preset's active or failed job, for GET /api/presets/{id}/status."""
-        jobs = [j for j in self.jobs.values() if j.preset_id == preset_id and j.status in (*ACTIVE, "failed")]
+        jobs = [j for j in self.jobs.values()
+                if j.preset_id == preset_id and j.status in (*ACTIVE, JobStatus.FAILED)]
         if not jobs:
             return None
         job = max(jobs, key=lambda j: j.created_at)
@@ -301,7 +240,14 @@ class DownloadManager:
 
     def _install_answer(self, job: Job) -> dict[str, Any]:
         return {"status": "installing", "preset_id": job.preset_id, "download_id": job.id,
-                "estimated_time_seconds": job.summary()["eta_seconds"], "total_size_gb": gb(job.total_bytes)}
+                "estimated_time_seconds": self._estimate(job), "total_size_gb": gb(job.total_bytes)}
+
+    def _estimate(self, job: Job) -> int | None:
+        """Seconds left: at the job's own speed while it runs, else at the last measured throughput."""
+        eta = job.summary()["eta_seconds"]
+        if eta is None and self.throughput > 0:
+            eta = int(max(0, job.total_bytes - job.done_bytes) / self.throughput)
+        return eta
 
     def _require(self, download_id: str) -> Job:
         job = self.jobs.get(download_id)
@@ -314,70 +260,14 @@ class DownloadManager:
         return ApiError("DOWNLOAD_CONFLICT", f"Cannot {action} a download that is {job.status}",
                         {"download_id": job.id, "status": job.status})
 
-    def _missing_files(self, preset: Preset, force: bool) -> list[FileTask]:
-        ordered: list[Preset] = []
-
-        def visit(p: Preset) -> None:
-            for dep_id in p.dependencies:
-                dep = self.presets.catalogue.get(dep_id)
-                if dep is not None and dep not in ordered and dep is not preset:
-                    visit(dep)
-            if p not in ordered:
-                ordered.append(p)
-
-        visit(preset)
-        tasks: dict[str, FileTask] = {}
-        for p in ordered:
-            for f in p.files:
-                if f.optional or f.path in tasks or self._verified(f):
-                    continue
-                if not force and self.models.get(f.path) is not None and self.models.get(f.path).size > 0:
-                    continue  # the user's own copy: trusted unless forced
-                tasks[f.path] = FileTask(f.path, _spec(f), f.size)
-        return list(tasks.values())
-
-    def _verified(self, f: PresetFile) -> bool:
-        record, model = self.installed.get(f.path), self.models.get(f.path)
-        return (record is not None and model is not None and model.size == record["size"]
-                and (f.sha256 is None or f.sha256 == record["sha256"]))
-
-    async def _check_space(self, files: list[FileTask]) -> None:
-        targets = [(self._target(f.path), f.size) for f in files]
-
-        def check() -> None:
-            needed: dict[int, list] = {}
-            for target, size in targets:
-                probe = target.parent
-                while not probe.exists():
-                    probe = probe.parent
-                part = part_paths(target)[0]
-                have = part.stat().st_size if part.exists() else 0
-                device = probe.stat().st_dev
-                entry = needed.setdefault(device, [probe, 0])
-                entry[1] += max(0, size - have)
-            for probe, missing in needed.values():
-                free = shutil.disk_usage(probe).free
-                if free < missing + DISK_MARGIN:
-                    raise ApiError("INSUFFICIENT_STORAGE", "Not enough disk space for this preset",
-                                   {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free), "path": str(probe)})
-
-        await asyncio.get_running_loop().run_in_executor(None, check)
-
-    def _target(self, path: str) -> Path:
-        folder, _, relpath = path.partition("/")
-        root = self.models.default_root(folder)
-        if root is None:
-            raise ApiError("DOWNLOAD_FAILED", f"No model folder for {folder!r}", {"path": path})
-        return root.joinpath(*relpath.split("/"))
-
     def _measure_parts(self) -> None:
         for job in self.jobs.values():
             if job.status not in ACTIVE:
                 continue
             for f in job.files:
-                if f.status == "pending":
+                if f.status == FileStatus.PENDING:
                     with contextlib.suppress(OSError, ApiError):
-                        f.done_bytes = part_paths(self._target(f.path))[0].stat().st_size
+                        f.done_bytes = bytes_held(self.planner.target(f.path))
 
     def _pump(self) -> None:
         """Start file transfers while there are free slots, best job first."""
@@ -390,33 +280,36 @@ class DownloadManager:
             for f in job.files:
                 if len(self._running) >= self.max_downloads:
                     return
-                if f.status == "pending" and f.path not in busy:
+                if f.status == FileStatus.PENDING and f.path not in busy:
                     busy.add(f.path)
-                    f.status = "downloading"
+                    f.status = FileStatus.DOWNLOADING
                     self._running[(job.id, f.path)] = asyncio.create_task(self._run_file(job, f))
-            if job.status == "queued" and any(f.status == "downloading" for f in job.files):
-                job.status = "downloading"  # persisted by _run_file
+            if job.status == JobStatus.QUEUED and any(f.status == FileStatus.DOWNLOADING for f in job.files):
+                job.status = JobStatus.DOWNLOADING  # persisted by _run_file
 
     async def _run_file(self, job: Job, f: FileTask) -> None:
         try:
             await self.store.update_download(job.id, status=job.status)
-            await self.store.update_file(job.id, f.path, status="downloading")
+            await self.store.update_file(job.id, f.path, status=FileStatus.DOWNLOADING)
             await self.models.refresh(force=True)
-            preset_file = _preset_file(f)
-            if not self._verified(preset_file):
-                target = self._target(f.path)
-                result = await self.transfer.fetch(target, f.spec, lambda done, total: self._progress(job, f,
-                                                                                                      done, total))
+            if not self.planner.verified(preset_file(f)):
+                target = self.planner.target(f.path)
+                outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, {f.path: target})
+                if outside:
+                    raise download_failed(f"{f.path} is not written: {outside[f.path]}",
+                                          reason="outside_model_folders")
+                result = await self.transfer.fetch(
+                    target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections))
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
                           "commit_hash": result.commit, "preset_id": job.preset_id}
                 await self.store.record_installed(record)
                 self.installed[f.path] = {**record, "installed_at": time.time()}
                 self.models.invalidate()
-            f.status, f.done_bytes = "done", f.size
-            await self.store.update_file(job.id, f.path, status="done", size=f.size)
+            f.status, f.done_bytes = FileStatus.DONE, f.size
+            await self.store.update_file(job.id, f.path, status=FileStatus.DONE, size=f.size)
         except asyncio.CancelledError:
-            if f.status == "downloading":
-                f.status = "pending"
+            if f.status == FileStatus.DOWNLOADING:
+                f.status = FileStatus.PENDING
             raise
         except ApiError as exc:
             await self._fail(job, f, exc)
@@ -426,26 +319,26 @@ class DownloadManager:
                                               {"file": f.path}))
         finally:
             self._running.pop((job.id, f.path), None)
-            if f.status == "downloading":
-                f.status = "pending"
+            if f.status == FileStatus.DOWNLOADING:
+                f.status = FileStatus.PENDING
             with contextlib.suppress(RuntimeError):
                 await self._after_file(job)
 
     async def _after_file(self, job: Job) -> None:
-        if job.status in RUNNABLE and all(f.status == "done" for f in job.files):
+        if job.status in RUNNABLE and all(f.status == FileStatus.DONE for f in job.files):
             job.finished_at = time.time()
-            await self._set_status(job, "completed", finished_at=job.finished_at)
+            await self._set_status(job, JobStatus.COMPLETED, finished_at=job.finished_at)
             self._publish_progress(job, force=True)
             self._complete_event(job, "success")
         self._pump()
 
     async def _fail(self, job: Job, f: FileTask, error: ApiError) -> None:
-        f.status, f.error = "failed", {"code": error.code, "message": error.message, "details": error.details}
-        await self.store.update_file(job.id, f.path, status="failed", error=f.error)
+        f.status, f.error = FileStatus.FAILED, {"code": error.code, "message": error.message, "details": error.details}
+        await self.store.update_file(job.id, f.path, status=FileStatus.FAILED, error=f.error)
         if job.status not in RUNNABLE:
             return
-        job.error = {**f.error, "details": {"file": f.path, **error.details}}
-        await self._set_status(job, "failed", error=job.error)
+        job.error = {**f.error, "details": _failure_details(f.path, error)}
+        await self._set_status(job, JobStatus.FAILED, error=job.error)
         await self._stop_files(job)
         log.warning("Download %s (%s) failed: %s", job.id, job.preset_id, error.message)
         details = {**job.error["details"], "download_id": job.id, "preset_id": job.preset_id}
@@ -460,35 +353,38 @@ class DownloadManager:
                 task.cancel()
         await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
 
-    async def _set_status(self, job: Job, status: str, **fields: Any) -> None:
+    async def _set_status(self, job: Job, status: JobStatus, **fields: Any) -> None:
         job.status = status
         await self.store.update_download(job.id, status=status, **fields)
 
-    def _progress(self, job: Job, f: FileTask, done: int, total: int | None) -> None:
-        f.done_bytes = done
-        if total:
-            f.size = total
-        now = time.monotonic()
-        then, before = job._sample
-        if now - then >= 0.5:
-            if then:
-                rate = (job.done_bytes - before) / (now - then)
-                job.speed = rate if job.speed == 0 else 0.6 * rate + 0.4 * job.speed
-            job._sample = (now, job.done_bytes)
+    def _progress(self, job: Job, f: FileTask, done: int, total: int | None, connections: int) -> None:
+        speed = job.progressed(f, done, total, connections)
+        if speed is not None:
+            self.throughput = speed
         self._publish_progress(job)
 
     def _publish_progress(self, job: Job, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - job._last_event < EVENT_INTERVAL:
+        if not force and now - job.last_event < EVENT_INTERVAL:
             return
-        job._last_event = now
+        job.last_event = now
         s = job.summary()
         self.bus.publish("download_progress", {
             "download_id": job.id, "preset_id": job.preset_id, "status": job.status, "progress": s["progress"],
-            "current_file": s["current_file"], "speed": human_rate(job.speed if job.status == "downloading" else 0),
+            "current_file": s["current_file"],
+            "speed": human_rate(job.speed if job.status == JobStatus.DOWNLOADING else 0),
             "eta": human_duration(s["eta_seconds"]), "files": {"total": s["files"]["total"],
                                                               "completed": s["files"]["completed"]},
+            "connections": s["connections"], "yielding": self.limits.yielding,
         }, "downloads")
+
+    def _on_event(self, event: Event) -> None:
+        """Downloads yield while ComfyUI runs a prompt."""
+        if event.type == "queue_update":
+            was = self.limits.yielding
+            self.limits.set_generating(bool(event.data.get("queue_running")))
+            if self.limits.yielding != was:
+                self.bus.publish("download_settings", self.limits.snapshot(), "downloads")
 
     def _complete_event(self, job: Job, status: str) -> None:
         self.bus.publish("download_complete", {
@@ -497,13 +393,10 @@ class DownloadManager:
         }, "downloads")
 
 
-def _spec(f: PresetFile) -> dict[str, Any]:
-    return {"path": f.path, "repo": f.repo, "repo_file": f.repo_file, "revision": f.revision, "url": f.url,
-            "sha256": f.sha256, "size": f.size}
-
-
-def _preset_file(f: FileTask) -> PresetFile:
-    folder, _, relpath = f.path.partition("/")
-    s = f.spec
-    return PresetFile(folder, relpath, f.size, sha256=s.get("sha256"), repo=s.get("repo"),
-                      repo_file=s.get("repo_file"), revision=s.get("revision") or "main", url=s.get("url"))
+def _failure_details(path: str, error: ApiError) -> dict[str, Any]:
+    """A failed file's error details as the API words them: `file` is its model-folder path and
+    `error` the reason; a repository's own name for the file is kept as `repo_file`."""
+    details = {**error.details, "file": path, "error": error.message}
+    if "repo" in error.details and error.details.get("file") not in (None, path):
+        details["repo_file"] = error.details["file"]
+    return details

@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .limits import download_threads
+
 #: File offsets and lengths of direct writes are multiples of this (every common block size divides it).
 ALIGN = 4096
 BUFFER = 4 * 1024 * 1024
@@ -37,7 +39,8 @@ class PartFile:
     def __init__(self, path: Path, offset: int, hashers: list[Any]) -> None:
         self.hashers = hashers
         self._fd, self.direct = _open(path)
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-disk")
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-disk",
+                                      initializer=download_threads.register)
         self._buffers = [memoryview(mmap.mmap(-1, BUFFER)) for _ in range(2)]
         self._pending: list[Future | None] = [None, None]
         self._current = 0

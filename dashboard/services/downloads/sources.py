@@ -10,9 +10,13 @@ never to a CDN the request is redirected to.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import errno
 import importlib
 import re
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -34,6 +38,7 @@ CIVITAI_HOSTS = ("civitai.com",)
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -98,9 +103,25 @@ class Tokens:
         return {}
 
 
+def as_retryable(exc: BaseException) -> RetryableError:
+    """A connection error of the HTTP client (or a RetryableError) as the RetryableError to retry."""
+    if isinstance(exc, RetryableError):
+        return exc
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, no route, name resolution
+        return RetryableError(unreachable(f"//{exc.host}:{exc.port}"))
+    return RetryableError(f"connection lost: {exc.__class__.__name__}")
+
+
 def download_failed(message: str, **details: Any) -> ApiError:
     """A DOWNLOAD_FAILED error with details a user can act on."""
     return ApiError("DOWNLOAD_FAILED", message, details)
+
+
+def write_failure(error: BaseException | None, path: Path) -> ApiError:
+    """The error for a `.part` that could not be written: a full disk is INSUFFICIENT_STORAGE."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return ApiError("INSUFFICIENT_STORAGE", "The disk filled up while downloading", {"file": path.name})
+    return download_failed(f"Could not write {path.name}: {error}", reason="write_error")
 
 
 async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession) -> Resolved:
@@ -181,19 +202,51 @@ async def _resolve_url(url: str, tokens: Tokens, session: aiohttp.ClientSession)
             size = response.headers.get("Content-Length")
             return Resolved(url, int(size) if size and size.isdigit() and int(size) > 0 else None,
                             response.headers.get("ETag"), None, None, None)
+    except aiohttp.ClientConnectorError:  # refused, no route, name resolution
+        raise RetryableError(unreachable(url)) from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise RetryableError(f"{unreachable(url)} ({exc.__class__.__name__})") from None
 
 
 async def request(session: aiohttp.ClientSession, method: str, url: str, tokens: Tokens,
-                  headers: dict[str, str] | None = None, max_redirects: int = 5) -> aiohttp.ClientResponse:
-    """Send a request, following redirects by hand so each hop gets only its own host's token."""
+                  headers: dict[str, str] | None = None, max_redirects: int = 5, **options: Any
+                  ) -> aiohttp.ClientResponse:
+    """Send a request, following redirects by hand so each hop gets only its own host's token.
+    `options` go to aiohttp (e.g. `read_bufsize`)."""
     for _ in range(max_redirects + 1):
         response = await session.request(method, url, headers={**(headers or {}), **tokens.headers_for(url)},
-                                         allow_redirects=False)
+                                         allow_redirects=False, **options)
         if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
             url = str(response.url.join(URL(response.headers["Location"])))
             response.release()
             continue
         return response
     raise download_failed(f"Too many redirects for {url}", reason="too_many_redirects", url=url)
+
+
+def check_status(response: aiohttp.ClientResponse, resolved: Resolved) -> None:
+    """Raise for an answer that carries no bytes of the file: RetryableError for 408/429/5xx,
+    DOWNLOAD_FAILED for what retrying cannot fix."""
+    if response.status in (200, 206):
+        return
+    if response.status in RETRY_STATUSES:
+        raise RetryableError(f"server answered {response.status}", retry_after(response.headers.get("Retry-After")))
+    if response.status in (401, 403):
+        raise download_failed(f"{resolved.url} refused the download ({response.status}); check your token",
+                              reason="unauthorized", url=resolved.url, status=response.status)
+    if response.status == 404:
+        raise download_failed(f"{resolved.url} does not exist", reason="file_not_found", url=resolved.url)
+    raise download_failed(f"{resolved.url} answered {response.status}", reason="http_error", url=resolved.url,
+                          status=response.status)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import errno
 import hashlib
 import json
 import logging
@@ -32,8 +30,23 @@ from typing import Any
 import aiohttp
 
 from ...errors import ApiError
+from .budget import Bandwidth, Connections
+from .limits import download_threads
 from .partfile import PartFile
-from .sources import Resolved, RetryableError, Tokens, download_failed, request, resolve
+from .rangefile import RangeFile
+from .ranges import MIN_PIECE, Extents, RangePlan
+from .segmented import LOOP_BUSY, OneStream, Progress, SegmentedFetch
+from .sources import (
+    Resolved,
+    RetryableError,
+    Tokens,
+    as_retryable,
+    check_status,
+    download_failed,
+    request,
+    resolve,
+    write_failure,
+)
 
 log = logging.getLogger("dashboard.downloads")
 
@@ -41,7 +54,10 @@ CHUNK = 1024 * 1024
 IN_FLIGHT = 4
 #: aiohttp read buffer: big reads mean fewer trips through Python per byte.
 READ_BUFFER = 4 * CHUNK
-RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+#: How long a single stream is watched before it may split into several connections, and the
+#: first range it asks for (where the split happens when the link is the limit).
+SPLIT_WINDOW = 0.05
+FIRST_RANGE = 2 * 1024 * 1024
 #: Kept free on the volume beyond what the download needs.
 DISK_MARGIN = 64 * 1024**2
 
@@ -80,26 +96,40 @@ def remove_partial(target: Path) -> None:
 
 
 class Transfer:
-    """Fetches files with one shared HTTP session."""
+    """Fetches files with one shared HTTP session, within shared connection and bandwidth budgets."""
 
-    def __init__(self, session: aiohttp.ClientSession, tokens: Tokens, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, session: aiohttp.ClientSession, tokens: Tokens, retry: RetryPolicy | None = None,
+                 connections: Connections | None = None, bandwidth: Bandwidth | None = None,
+                 min_piece: int = MIN_PIECE) -> None:
         self.session = session
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
+        self.connections = connections or Connections(total=16, per_file=8)
+        self.bandwidth = bandwidth or Bandwidth()
+        self.min_piece = min_piece
 
     async def resolve(self, spec: dict[str, Any]) -> Resolved:
         """Resolve with retries."""
         return await self._with_retries(lambda: resolve(spec, self.tokens, self.session), lambda: 0)
 
-    async def fetch(self, target: Path, spec: dict[str, Any], progress: Callable[[int, int | None], None]
-                    ) -> FileResult:
-        """Download `spec` to `target`; `progress(bytes on disk, total)` is called as bytes arrive.
+    async def fetch(self, target: Path, spec: dict[str, Any], progress: Progress) -> FileResult:
+        """Download `spec` to `target`; `progress(bytes received, total, connections)` is called as
+        bytes arrive.
 
         Raises ApiError (DOWNLOAD_FAILED, INSUFFICIENT_STORAGE). Cancelling keeps the `.part`.
         """
         resolved = await self.resolve(spec)
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            result = await self._fetch_once(target, resolved, progress)
+            if self._segmentable(resolved) and not await loop.run_in_executor(None, _holds_a_prefix, target, resolved):
+                result = _Split(_hashers(resolved), 0)  # ranges on disk from before: fetch what is missing
+            else:
+                result = await self._fetch_once(target, resolved, progress, may_split=self._segmentable(resolved))
+            if isinstance(result, _Split):
+                try:
+                    result = await self._fetch_ranges(target, resolved, progress, result)
+                except OneStream:
+                    result = await self._fetch_once(target, resolved, progress)
             if result.verified or (resolved.sha256 is None and resolved.git_sha1 is None):
                 return await self._install(target, result)
             await asyncio.get_running_loop().run_in_executor(None, remove_partial, target)
@@ -110,29 +140,93 @@ class Transfer:
             reason="hash_mismatch", file=target.name, expected=resolved.sha256 or resolved.git_sha1,
             actual=result.sha256)
 
-    async def _fetch_once(self, target: Path, resolved: Resolved, progress) -> FileResult:
+    def _segmentable(self, resolved: Resolved) -> bool:
+        """Whether splitting could help: a known size of at least two pieces, and more than one connection."""
+        return resolved.size is not None and resolved.size >= 2 * self.min_piece and self.connections.per_file > 1
+
+    async def _fetch_ranges(self, target: Path, resolved: Resolved, progress: Progress, split: _Split) -> FileResult:
+        """Fetch the missing ranges over several connections, going on from a single stream's
+        hashes. Raises OneStream (nothing lost: the sidecar keeps what is on disk)."""
         loop = asyncio.get_running_loop()
-        offset = await loop.run_in_executor(None, _prepare, target, resolved)
-        writer = _Writer(part_paths(target)[0], resolved)
-        await writer.open(offset)
+        held = await loop.run_in_executor(None, _prepare, target, resolved, True)
+        part_path, sidecar = part_paths(target)
+        hashers, hashed = (split.hashers, split.hashed) if held.prefix() >= split.hashed else (_hashers(resolved), 0)
+        part = await loop.run_in_executor(None, RangeFile, part_path, resolved.size, held, hashers, hashed)
+        meta = _meta(resolved)
         try:
-            progress(writer.size, resolved.size)
-            await self._with_retries(lambda: self._stream(writer, resolved, progress), lambda: writer.size)
+            fetch = SegmentedFetch(self, part, resolved, RangePlan(resolved.size, held, self.min_piece), progress,
+                                   lambda ranges: _write_sidecar(sidecar, {**meta, "ranges": ranges}))
+            await fetch.run()
+            digests = await loop.run_in_executor(None, part.finish)
+        except OSError as exc:
+            raise write_failure(exc, part_path) from None
+        finally:
+            await loop.run_in_executor(None, part.close)
+        return _result(resolved, part.size, digests)
+
+    async def _fetch_once(self, target: Path, resolved: Resolved, progress: Progress,
+                          may_split: bool = False) -> FileResult | _Split:
+        """One stream. With `may_split`, it asks for a first range only, and when the stream leaves the
+        loop idle (the link is the limit) it stops there and hands its hashes over, for the rest to
+        come over several connections; else it goes on to the end."""
+        loop = asyncio.get_running_loop()
+        held = await loop.run_in_executor(None, _prepare, target, resolved, False)
+        writer = _Writer(part_paths(target)[0], resolved)
+        await writer.open(held.prefix())
+        await self.connections.acquire(writer)
+
+        def stream_to(end: int | None) -> asyncio.Task:
+            return asyncio.create_task(self._with_retries(lambda: self._stream(writer, resolved, progress, end),
+                                                          lambda: writer.size))
+
+        stream = stream_to(min(resolved.size, writer.size + FIRST_RANGE) if may_split else None)
+        watch = asyncio.create_task(self._link_bound(writer, resolved)) if may_split else None
+        try:
+            progress(writer.size, resolved.size, 1)
+            if watch is not None:
+                await stream  # the first range: it ends cleanly where several connections can take over
+                if not watch.done() and writer.size < resolved.size:  # a fast link: go on while watching
+                    stream = stream_to(None)
+                    await asyncio.wait({stream, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if watch.done() and watch.result() and writer.size < resolved.size:
+                    stream.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await stream
+                    return _Split(await writer.hand_over(), writer.size)
+                if stream.done() and writer.size < resolved.size:
+                    stream = stream_to(None)
+            await stream
             return await writer.finish()
         finally:
+            for task in (stream, watch):
+                if task is not None:
+                    task.cancel()
+            self.connections.release(writer)
             await writer.close()
 
-    async def _stream(self, writer: _Writer, resolved: Resolved, progress) -> None:
-        if resolved.size is not None and writer.size == resolved.size:
+    async def _link_bound(self, writer: _Writer, resolved: Resolved) -> bool:
+        """Whether the stream leaves the loop idle (the link, not this process, limits it) with enough left
+        to split. Looks at one window after the first bytes."""
+        while writer.size == 0:
+            await asyncio.sleep(SPLIT_WINDOW / 4)
+        start, cpu = time.monotonic(), time.thread_time()  # the loop's own thread
+        await asyncio.sleep(SPLIT_WINDOW)
+        busy = (time.thread_time() - cpu) / max(1e-6, time.monotonic() - start)
+        return busy < LOOP_BUSY and resolved.size - writer.size >= 2 * self.min_piece
+
+    async def _stream(self, writer: _Writer, resolved: Resolved, progress, end: int | None = None) -> None:
+        """Stream the file from what the writer has to `end` (None: to the end of the file)."""
+        end = end or resolved.size
+        if end is not None and writer.size >= end:
             return
         headers = {"Accept-Encoding": "identity"}
-        if writer.size:
-            headers["Range"] = f"bytes={writer.size}-"
+        if writer.size or end != resolved.size:
+            headers["Range"] = f"bytes={writer.size}-{end - 1 if end != resolved.size else ''}"
         async with await request(self.session, "GET", resolved.url, self.tokens, headers) as response:
             if response.status == 416 and writer.size:
                 await writer.restart()  # our .part is not a prefix of this file
                 raise RetryableError("server refused the resume range", retry_after=0)
-            _check_status(response, resolved)
+            check_status(response, resolved)
             if response.status == 200 and writer.size:
                 await writer.restart()  # the server ignored Range: start over
             elif response.status == 206 and not _range_starts_at(response, writer.size):
@@ -142,20 +236,21 @@ class Transfer:
             pending = 0
             try:
                 async for data, _ in response.content.iter_chunks():  # no joining copies, unlike iter_any
+                    await self.bandwidth.take(len(data))
                     pieces.append(data)
                     pending += len(data)
                     if pending >= CHUNK:
                         await writer.write(pieces, pending)
                         pieces, pending = [], 0
-                        progress(writer.size, resolved.size)
+                        progress(writer.size, resolved.size, 1)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise RetryableError(f"connection lost: {exc.__class__.__name__}") from None
+                raise as_retryable(exc) from None
             finally:
                 if pieces:
                     await writer.write(pieces, pending)
-                progress(writer.size, resolved.size)
-        if resolved.size is not None and writer.size < resolved.size:
-            raise RetryableError(f"stream ended at {writer.size} of {resolved.size} bytes")
+                progress(writer.size, resolved.size, 1)
+        if end is not None and writer.size < end:
+            raise RetryableError(f"stream ended at {writer.size} of {end} bytes")
 
     async def _with_retries(self, attempt_fn, bytes_done: Callable[[], int]):
         attempt = 0
@@ -163,10 +258,8 @@ class Transfer:
             before = bytes_done()
             try:
                 return await attempt_fn()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                error = RetryableError(f"connection failed: {exc.__class__.__name__}")
-            except RetryableError as exc:
-                error = exc
+            except (aiohttp.ClientError, asyncio.TimeoutError, RetryableError) as exc:
+                error = as_retryable(exc)
             attempt = 1 if bytes_done() > before else attempt + 1  # the budget resets when bytes flow
             if attempt >= self.retry.attempts:
                 raise download_failed(f"Gave up after {attempt} tries: {error}", reason="network", error=str(error))
@@ -185,58 +278,92 @@ class Transfer:
         return result
 
 
-def _check_status(response: aiohttp.ClientResponse, resolved: Resolved) -> None:
-    if response.status in (200, 206):
-        return
-    if response.status in RETRY_STATUSES:
-        raise RetryableError(f"server answered {response.status}", _retry_after(response.headers.get("Retry-After")))
-    if response.status in (401, 403):
-        raise download_failed(f"{resolved.url} refused the download ({response.status}); check your token",
-                              reason="unauthorized", url=resolved.url, status=response.status)
-    if response.status == 404:
-        raise download_failed(f"{resolved.url} does not exist", reason="file_not_found", url=resolved.url)
-    raise download_failed(f"{resolved.url} answered {response.status}", reason="http_error", url=resolved.url,
-                          status=response.status)
-
-
 def _range_starts_at(response: aiohttp.ClientResponse, offset: int) -> bool:
     content_range = response.headers.get("Content-Range", "")
     return content_range.startswith(f"bytes {offset}-")
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+def bytes_held(target: Path) -> int:
+    """Blocking: how many bytes of `target` its `.part` holds (by its sidecar's ranges, else its size)."""
+    held = _held(target)
+    return held.total() if held is not None else part_paths(target)[0].stat().st_size
 
 
-def _prepare(target: Path, resolved: Resolved) -> int:
-    """Blocking: keep a matching `.part` (return its size) or drop it; check space; write the sidecar."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _held(target: Path, resolved: Resolved | None = None) -> Extents | None:
+    """Blocking: the ranges the `.part` holds by its sidecar (a single stream's sidecar has none: the
+    whole `.part` is a prefix); None without a readable sidecar, or one for another `resolved`."""
     part, sidecar = part_paths(target)
-    meta = {"url": resolved.url, "etag": resolved.etag, "size": resolved.size, "commit": resolved.commit}
-    offset = 0
     try:
-        if json.loads(sidecar.read_text()) == meta:
-            offset = part.stat().st_size
-    except (OSError, ValueError):
-        pass
-    if offset == 0 or (resolved.size is not None and offset > resolved.size):
+        on_disk = part.stat().st_size
+        recorded = json.loads(sidecar.read_text())
+        if resolved is not None and {k: recorded.get(k) for k in _meta(resolved)} != _meta(resolved):
+            return None
+        return Extents((int(s), min(int(e), on_disk)) for s, e in recorded.get("ranges", [[0, on_disk]]))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A single stream stopped to go on over several connections: its hashers have seen `hashed` bytes."""
+
+    hashers: list[Any]
+    hashed: int
+
+
+def _meta(resolved: Resolved) -> dict[str, Any]:
+    """What a `.part` belongs to: resume only a `.part` whose sidecar says the same."""
+    return {"url": resolved.url, "etag": resolved.etag, "size": resolved.size, "commit": resolved.commit}
+
+
+def _prepare(target: Path, resolved: Resolved, ranges: bool) -> Extents:
+    """Blocking: keep what a matching `.part` holds (its ranges) or drop it; check space; write the
+    sidecar (with the ranges when `ranges`, else a single stream's: the `.part` is all prefix)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = part_paths(target)[1]
+    meta = _meta(resolved)
+    held = _held(target, resolved) or Extents()
+    if not held.total() or (resolved.size is not None and max((e for _s, e in held), default=0) > resolved.size):
         remove_partial(target)
-        offset = 0
+        held = Extents()
     if resolved.size is not None:
-        needed = resolved.size - offset + DISK_MARGIN
+        needed = resolved.size - held.total() + DISK_MARGIN
         free = shutil.disk_usage(target.parent).free
         if free < needed:
             raise ApiError("INSUFFICIENT_STORAGE", f"Not enough disk space for {target.name}",
                            {"file": target.name, "needed_bytes": needed, "free_bytes": free})
-    sidecar.write_text(json.dumps(meta))
-    return offset
+    _write_sidecar(sidecar, {**meta, "ranges": held.as_list()} if ranges else meta)
+    return held
+
+
+def _holds_a_prefix(target: Path, resolved: Resolved) -> bool:
+    """Blocking: whether what a matching `.part` holds is a prefix of the file (or nothing), so one
+    stream can go on from it without dropping ranges fetched beyond it."""
+    held = _held(target, resolved)
+    return held is None or held.total() == held.prefix()
+
+
+def _write_sidecar(sidecar: Path, content: dict[str, Any]) -> None:
+    """Blocking: replace the sidecar atomically (a kill never leaves half of one)."""
+    partial = sidecar.with_name(f"{sidecar.name}.{os.getpid()}")
+    partial.write_text(json.dumps(content))
+    os.replace(partial, sidecar)
+
+
+def _hashers(resolved: Resolved) -> list[Any]:
+    hashers = [hashlib.sha256()]
+    if resolved.git_sha1 is not None and resolved.size is not None:
+        hashers.append(hashlib.sha1(f"blob {resolved.size}\0".encode()))
+    return hashers
+
+
+def _result(resolved: Resolved, size: int, digests: list[str]) -> FileResult:
+    """The verdict on a complete `.part`: its size and digests against what `resolved` expects."""
+    sha256, sha1 = digests[0], digests[1] if len(digests) > 1 else None
+    verified = (resolved.sha256 is not None and sha256 == resolved.sha256) or (
+        resolved.git_sha1 is not None and sha1 == resolved.git_sha1)
+    size_ok = resolved.size is None or size == resolved.size
+    return FileResult(size, sha256, resolved.etag, resolved.commit, verified and size_ok)
 
 
 class _Writer:
@@ -246,7 +373,8 @@ class _Writer:
         self.path = path
         self.resolved = resolved
         self.size = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-writer")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-writer",
+                                        initializer=download_threads.register)
         self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._loop = asyncio.get_running_loop()
         self._part: PartFile | None = None
@@ -265,19 +393,19 @@ class _Writer:
         future.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self._slots.release))
         self.size += size
 
+    async def hand_over(self) -> list[Any]:
+        """Write out and close the `.part`; its hashers, which have seen every byte of it."""
+        hashers = self._part.hashers
+        await self._call(self._close)
+        return hashers
+
     async def restart(self) -> None:
         await self._call(self._open, 0)
         self.size = 0
 
     async def finish(self) -> FileResult:
         """Write everything to disk and check the hashes."""
-        digests = await self._call(self._part.finish)
-        expected = self.resolved
-        sha256, sha1 = digests[0], digests[1] if len(digests) > 1 else None
-        verified = (expected.sha256 is not None and sha256 == expected.sha256) or (
-            expected.git_sha1 is not None and sha1 == expected.git_sha1)
-        size_ok = expected.size is None or self.size == expected.size
-        return FileResult(self.size, sha256, expected.etag, expected.commit, verified and size_ok)
+        return _result(self.resolved, self.size, await self._call(self._part.finish))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -294,19 +422,13 @@ class _Writer:
         return result
 
     def _failure(self) -> ApiError:
-        error = self._error
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return ApiError("INSUFFICIENT_STORAGE", "The disk filled up while downloading", {"file": self.path.name})
-        return download_failed(f"Could not write {self.path.name}: {error}", reason="write_error")
+        return write_failure(self._error, self.path)
 
     # -- in the writer thread --
 
     def _open(self, offset: int) -> None:
         self._close()
-        hashers = [hashlib.sha256()]
-        if self.resolved.git_sha1 is not None and self.resolved.size is not None:
-            hashers.append(hashlib.sha1(f"blob {self.resolved.size}\0".encode()))
-        self._part = PartFile(self.path, offset, hashers)
+        self._part = PartFile(self.path, offset, _hashers(self.resolved))
 
     def _write(self, pieces: list[bytes]) -> None:
         if self._error is not None:

@@ -1,0 +1,125 @@
+"""What installing a preset means on disk: which files are missing, where each goes, whether it fits.
+
+`Planner.verified` is the one place that decides whether a file on disk is the one the dashboard
+downloaded and checked. Nothing is written or deleted outside the model folders: a file whose
+real location is outside them (through a symlinked folder inside them) is refused, by the rule
+`DELETE /api/models` applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ...errors import ApiError, invalid
+from ..model_index import ModelIndex
+from ..models import outside_model_folders, real_model_roots
+from ..preset_schema import Preset, PresetFile
+from ..presets import PresetService
+from ..sizes import gb
+from .jobs import FileTask
+from .transfer import DISK_MARGIN, bytes_held, part_paths
+
+
+class Planner:
+    """Turns presets into file tasks and checks them against the model folders."""
+
+    def __init__(self, presets: PresetService, models: ModelIndex, installed: dict[str, dict[str, Any]]) -> None:
+        self.presets = presets
+        self.models = models
+        self.installed = installed  # model-folder path -> the verified record the store keeps
+
+    def verified(self, f: PresetFile) -> bool:
+        """Whether `f` is on disk as the dashboard downloaded and verified it (same size and hash)."""
+        record, model = self.installed.get(f.path), self.models.get(f.path)
+        return (record is not None and model is not None and model.size == record["size"]
+                and (f.sha256 is None or f.sha256 == record["sha256"]))
+
+    def missing_files(self, preset: Preset, force: bool) -> list[FileTask]:
+        """The files to fetch for `preset`, its dependencies' first. A file the user put there
+        themselves is trusted unless `force`; a verified one is never fetched again."""
+        tasks: dict[str, FileTask] = {}
+        for p in self._with_dependencies(preset):
+            for f in p.files:
+                if f.optional or f.path in tasks or self.verified(f):
+                    continue
+                model = self.models.get(f.path)
+                if not force and model is not None and model.size > 0:
+                    continue
+                tasks[f.path] = FileTask(f.path, file_spec(f), f.size)
+        return list(tasks.values())
+
+    def _with_dependencies(self, preset: Preset) -> list[Preset]:
+        ordered: list[Preset] = []
+
+        def visit(p: Preset) -> None:
+            for dep_id in p.dependencies:
+                dep = self.presets.catalogue.get(dep_id)
+                if dep is not None and dep not in ordered and dep is not preset:
+                    visit(dep)
+            if p not in ordered:
+                ordered.append(p)
+
+        visit(preset)
+        return ordered
+
+    def target(self, path: str) -> Path:
+        """The absolute path a model-folder path is written to (the type's first folder)."""
+        folder, _, relpath = path.partition("/")
+        root = self.models.default_root(folder)
+        if root is None:
+            raise ApiError("DOWNLOAD_FAILED", f"No model folder for {folder!r}", {"path": path})
+        return root.joinpath(*relpath.split("/"))
+
+    def outside(self, targets: dict[str, Path | str]) -> dict[str, str]:
+        """path -> why writing or deleting its file would reach outside the model folders. Blocking."""
+        real_roots = real_model_roots(self.models.roots)
+        return {path: reason for path, target in targets.items()
+                if (reason := outside_model_folders(target, real_roots)) is not None}
+
+    async def refuse_outside(self, preset: Preset, files: list[FileTask]) -> None:
+        """INVALID_REQUEST, before anything is queued, when a file would be written outside the model
+        folders (through a symlinked folder inside them)."""
+        targets = {f.path: self.target(f.path) for f in files}
+        outside = await asyncio.get_running_loop().run_in_executor(None, self.outside, targets)
+        if outside:
+            raise invalid(f"{preset.name} cannot be installed: {', '.join(outside)} would be written outside the "
+                          "model folders, through a symlink; nothing was downloaded",
+                          preset_id=preset.id, paths=list(outside))
+
+    async def check_space(self, files: list[FileTask]) -> None:
+        """INSUFFICIENT_STORAGE when a volume cannot hold what is still missing of `files`."""
+        targets = [(self.target(f.path), f.size) for f in files]
+
+        def check() -> None:
+            needed: dict[int, list] = {}
+            for target, size in targets:
+                probe = target.parent
+                while not probe.exists():
+                    probe = probe.parent
+                have = bytes_held(target) if part_paths(target)[0].exists() else 0
+                entry = needed.setdefault(probe.stat().st_dev, [probe, 0])
+                entry[1] += max(0, size - have)
+            for probe, missing in needed.values():
+                free = shutil.disk_usage(probe).free
+                if free < missing + DISK_MARGIN:
+                    raise ApiError("INSUFFICIENT_STORAGE", "Not enough disk space for this preset",
+                                   {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free), "path": str(probe)})
+
+        await asyncio.get_running_loop().run_in_executor(None, check)
+
+
+def file_spec(f: PresetFile) -> dict[str, Any]:
+    """What a file task keeps of a preset file (stored with the job)."""
+    return {"path": f.path, "repo": f.repo, "repo_file": f.repo_file, "revision": f.revision, "url": f.url,
+            "sha256": f.sha256, "size": f.size}
+
+
+def preset_file(f: FileTask) -> PresetFile:
+    """The preset file a stored file task stands for."""
+    folder, _, relpath = f.path.partition("/")
+    s = f.spec
+    return PresetFile(folder, relpath, f.size, sha256=s.get("sha256"), repo=s.get("repo"),
+                      repo_file=s.get("repo_file"), revision=s.get("revision") or "main", url=s.get("url"))
