@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 from aiohttp import web
+from live_server import serving_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 MAXIMUM_HISTORY_SIZE = 10000
@@ -654,26 +655,13 @@ def served_custom_node(monkeypatch, base: Path, folder_types: tuple[str, ...] | 
 
     For tests that are not async (a browser); yields the URL.
     """
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="comfyui-standin", daemon=True)
-    thread.start()
 
-    async def start() -> tuple[web.AppRunner, int]:
+    async def build() -> web.Application:
         server = install(monkeypatch, base, asyncio.get_running_loop(), folder_types)
         load_custom_node(monkeypatch)
         server.add_routes()
         add_frontend(server)
-        runner = web.AppRunner(server.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, site._server.sockets[0].getsockname()[1]
+        return server.app
 
-    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
+    with serving_in_thread(build, "comfyui-standin") as url:
+        yield url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
@@ -14,20 +14,20 @@ from dashboard.config import Settings
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """Serve a dashboard with these settings; yields its base URL."""
+def serving_in_thread(build: Callable[[], Awaitable[web.Application]], name: str = "dashboard-live") -> Iterator[str]:
+    """Serve the app `build()` makes (on the server's own loop, in a background thread); yields its base URL."""
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="dashboard-live", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
     thread.start()
-    runner = web.AppRunner(create_app(settings), access_log=None)
 
-    async def start() -> int:
+    async def start() -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(await build(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        return site._server.sockets[0].getsockname()[1]
+        return runner, site._server.sockets[0].getsockname()[1]
 
-    port = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -35,3 +35,14 @@ def live_server(settings: Settings) -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """Serve a dashboard with these settings; yields its base URL."""
+
+    async def build() -> web.Application:
+        return create_app(settings)
+
+    with serving_in_thread(build) as url:
+        yield url

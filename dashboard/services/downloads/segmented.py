@@ -75,7 +75,6 @@ class SegmentedFetch:
         self.record = record  # blocking: writes the sidecar with these ranges
         self.budget: Connections = transfer.connections
         self.bandwidth: Bandwidth = transfer.bandwidth
-        self.per_file = transfer.connections.per_file
         self.cdn_url: str | None = None
         self.ranges_ok = False
         self.target = 1  # connections the ramp wants now (FIRST_STEP once the server has answered a range)
@@ -92,6 +91,11 @@ class SegmentedFetch:
     def connections(self) -> int:
         """Connections fetching this file now."""
         return len(self._tasks)
+
+    @property
+    def per_file(self) -> int:
+        """The most connections this file may use (a setting that may change while it runs)."""
+        return self.budget.per_file
 
     async def run(self) -> None:
         """Fetch until every range is on disk. Raises ApiError, or OneStream."""
