@@ -7,7 +7,8 @@ instead, all in the same run; medians and ratios, the event loop's lag and the R
 3. The same cap, three 256 MiB files as one preset installed by a `comfy-dashboard` server vs
    `aria2c -x8 -s8` fetching them one after another.
 
-Goals: uncapped >= 1.0x curl and >= 2.5x hf_hub_download; capped >= 1.0x aria2c (time ratio) and
+Goals: uncapped >= 1.0x durable curl (curl + fsync: the engine fsyncs before the rename) and
+>= 2.5x hf_hub_download; capped >= 1.0x aria2c (time ratio) and
 >= 6x hf_hub_download; loop lag p99 < 20 ms; RSS growth < 150 MB with 16 connections.
 
     python bench/download.py [--runs 3] [--size-mb 1024] [--capped-mb 512] [--preset-mb 256] [--skip-slow]
@@ -285,8 +286,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     engine = uncapped["engine (verified)"]
-    print(f"uncapped: engine / curl {uncapped['curl'] / engine:.2f}x (goal >= 1.0x), "
-          f"/ curl + fsync {uncapped['curl + fsync'] / engine:.2f}x, "
+    print(f"uncapped: engine / curl + fsync {uncapped['curl + fsync'] / engine:.2f}x (goal >= 1.0x: durable, "
+          f"as the engine is), / curl {uncapped['curl'] / engine:.2f}x (to the page cache, unverified), "
           f"/ hf_hub_download {uncapped['hf_hub_download'] / engine:.2f}x (goal >= 2.5x)")
     engine = capped["engine (verified)"]
     print(f"capped: engine / aria2c -x8 {capped['aria2c -x8 -s8'] / engine:.2f}x (goal >= 1.0x), "
