@@ -26,6 +26,7 @@ from .app import create_app
 from .comfy.extra_paths import load_extra_model_paths
 from .comfy.folders import ensure_model_folders
 from .config import ConfigError, Settings
+from .services.auth import NOBODY_CAN_LOG_IN
 
 #: Every settings flag: its argparse options. Each but --log-level is also an environment variable.
 FLAGS: dict[str, dict] = {
@@ -142,8 +143,7 @@ def check_login_possible(settings: Settings) -> None:
     except sqlite3.Error as exc:
         raise StartupError(f"cannot read the users in {settings.data_dir}: {exc}") from None
     if not users:
-        raise ConfigError("ENABLE_AUTH is on but there is no user to log in as: set DASHBOARD_ADMIN_PASSWORD, "
-                          "or add one with 'comfy-dashboard users add NAME --role administrator'")
+        raise ConfigError(NOBODY_CAN_LOG_IN)
 
 
 def bind(host: str, port: int) -> list[socket.socket]:

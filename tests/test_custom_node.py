@@ -139,6 +139,14 @@ async def test_bad_setting_makes_the_dashboard_answer_503_and_comfyui_keeps_serv
         await _assert_failed_start(client, caplog, "DASHBOARD_PORT: expected a port number, got 'not-a-port'")
 
 
+async def test_auth_with_nobody_to_log_in_makes_the_dashboard_answer_503(aiohttp_client, comfy_env, caplog):
+    monkeypatch, _base = comfy_env
+    monkeypatch.setenv("ENABLE_AUTH", "true")
+    with caplog.at_level(logging.INFO):
+        _module, _server, client = await _serve(aiohttp_client, comfy_env)
+        await _assert_failed_start(client, caplog, "ENABLE_AUTH is on but there is no user to log in as")
+
+
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 async def test_unusable_data_folder_makes_the_dashboard_answer_503(aiohttp_client, comfy_env, caplog, where):
     monkeypatch, base = comfy_env

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..config import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_FILE
-from ..services.downloads.manager import PRIORITIES
+from ..services.downloads.jobs import PRIORITIES
 from .context import services
 from .routing import Routes
 from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..services.downloads.manager import PRIORITIES
+from ..services.downloads.jobs import PRIORITIES
 from ..services.preset_schema import CATEGORIES
 from .context import services
 from .routing import Routes

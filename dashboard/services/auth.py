@@ -30,12 +30,15 @@ from typing import Any
 
 import jwt
 
+from ..config import ConfigError
 from ..errors import ApiError
 from ..store import Store
 
 log = logging.getLogger("dashboard.auth")
 
 ROLES = ("administrator", "viewer")
+NOBODY_CAN_LOG_IN = ("ENABLE_AUTH is on but there is no user to log in as: set DASHBOARD_ADMIN_PASSWORD, "
+                     "or add one with 'comfy-dashboard users add NAME --role administrator'")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 FAILURES_BEFORE_LOCKOUT = 5
 FAILURE_WINDOW = 15 * 60
@@ -108,9 +111,8 @@ class AuthService:
         await self._load()
         if self._admin_password:
             await self.add_user("admin", self._admin_password, "administrator")  # unchanged: sessions stay
-        elif "admin" not in self._users:
-            log.warning("Authentication is on but no admin password is set: set DASHBOARD_ADMIN_PASSWORD "
-                        "(or add users with 'comfy-dashboard users add')")
+        elif not self._users:
+            raise ConfigError(NOBODY_CAN_LOG_IN)
 
     def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener()` after every change to users or revoked tokens; returns the unsubscribe."""
