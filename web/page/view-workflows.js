@@ -158,13 +158,20 @@ async function showRequirements(area, w) {
       h("td", { "data-label": "Provided by", text: m.presets.map(presetName).join(", ") || "—" })))))
     : h("p", { class: "muted", text: "This workflow loads no model files." });
   // One preset per missing file is enough: take each file's first provider unless a chosen preset has it.
+  // A preset for a newer ComfyUI cannot be installed here: it provides nothing.
+  const catalogue = await loadPresets().catch(() => null);
+  const unsupported = new Set((catalogue?.presets || []).filter((p) => p.requires).map((p) => p.id));
   const chosen = [];
   const orphans = [];
+  const newer = [];
   for (const m of req.models.filter((x) => !x.installed)) {
-    if (m.presets.some((id) => chosen.includes(id))) continue;
-    if (m.presets.length) chosen.push(m.presets[0]);
+    const providers = m.presets.filter((id) => !unsupported.has(id));
+    if (providers.some((id) => chosen.includes(id))) continue;
+    if (providers.length) chosen.push(providers[0]);
+    else if (m.presets.length) newer.push(m.path);
     else orphans.push(m.path);
   }
+  const newerNotice = newer.length ? notice("warn", `${newer.join(", ")} ${newer.length === 1 ? "comes" : "come"} only with presets that need a newer ComfyUI.`) : null;
   let action = null;
   if (req.satisfied) {
     action = notice("info", "Everything this workflow needs is installed.");
@@ -182,7 +189,9 @@ async function showRequirements(area, w) {
       } });
     action = h("div", null, h("p", null, `Missing: ${req.missing.join(", ")}.`),
       orphans.length ? notice("warn", `No preset provides ${orphans.join(", ")}: add ${orphans.length === 1 ? "it" : "them"} yourself.`) : null,
-      install);
+      newerNotice, install);
+  } else if (newer.length) {
+    action = h("div", null, h("p", null, `Missing: ${req.missing.join(", ")}.`), newerNotice);
   } else {
     action = notice("warn", `Missing: ${req.missing.join(", ")}. No preset provides ${req.missing.length === 1 ? "it" : "them"}: add the files yourself.`);
   }
