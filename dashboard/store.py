@@ -2,13 +2,19 @@
 
 One connection, used from one worker thread: every method is a coroutine that runs its SQL off
 the event loop. WAL mode keeps readers and the writer out of each other's way, and every change
-is committed at once, so a `kill -9` loses nothing that was acknowledged.
+is committed at once, so a `kill -9` loses nothing that was acknowledged. A database that cannot
+be read (random bytes, a malformed page, a folder in its place) is moved aside as
+`dashboard.db.corrupt-<time>` with one warning and a new one is started: what was installed is
+read back from the records beside the model files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("dashboard.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -82,13 +89,33 @@ class Store:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:  # not a database, malformed, or a folder where it should be
+            if isinstance(exc, sqlite3.OperationalError) and not self.path.is_dir():
+                raise  # cannot open or write here (permissions, a full disk): not a damaged database
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            log.warning("The database %s could not be read (%s): moved aside as %s; starting a new one",
+                        self.path, exc, aside.name)
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(SCHEMA)
-        self._db = db
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -315,12 +315,18 @@ async def test_the_page_behind_an_https_proxy_may_change_state(client):
     assert response.status == 404  # the guard let it through; no such download
 
 
-async def test_a_failed_start_stops_what_it_started(settings):
+async def test_a_failed_start_stops_what_it_started(settings, monkeypatch):
+    import sqlite3
+
     from dashboard.comfy.backend import UnavailableBackend
     from dashboard.services.container import Services
+    from dashboard.store import Store
 
-    (settings.data_dir / "dashboard.db").mkdir()  # the database cannot be opened
+    async def cannot_open(self):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(Store, "open", cannot_open)  # e.g. a data folder on a read-only volume
     services = Services(settings, UnavailableBackend())
-    with pytest.raises(Exception):  # noqa: B017 - sqlite's own error
+    with pytest.raises(sqlite3.OperationalError):
         await services.start()
     assert services.system._task is None and services.started is False

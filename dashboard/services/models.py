@@ -28,6 +28,7 @@ from ..comfy.backend import ComfyBackend
 from ..comfy.extra_paths import add_extra_paths, load_extra_model_paths
 from ..comfy.folders import FOLDER_TYPES, MODEL_EXTENSIONS, canonical_type, standalone_roots
 from ..errors import ApiError, invalid
+from .downloads.records import remove_record
 from .model_index import PARTIAL_SUFFIXES, ModelIndex, Row
 from .preset_schema import Preset
 from .presets import PresetService
@@ -395,6 +396,7 @@ def _unlink_all(targets: list[_Target]) -> list[_Refused | None]:
     for target in targets:
         try:
             os.unlink(target.unlink)
+            remove_record(Path(target.unlink))  # what the dashboard knew of it goes with it
             outcomes.append(None)
         except FileNotFoundError:
             outcomes.append(_Refused("MODEL_NOT_FOUND", f"No model {target.path!r}"))

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +34,7 @@ from ..sizes import gb, human_duration, human_rate
 from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobStatus
 from .limits import Limits, LimitSettings
 from .planner import Planner, preset_file
+from .records import read_records, write_record
 from .sources import Tokens, download_failed
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
@@ -79,6 +83,7 @@ class DownloadManager:
                                  self.limits.bandwidth)
         self._unsubscribe = self.bus.subscribe(self._on_event)
         self.installed.update(await self.store.installed_files())
+        await self._adopt_records()
         for row in await self.store.downloads():
             files = [FileTask(f["path"], f["spec"], f["size"],
                               FileStatus.PENDING if f["status"] == FileStatus.DOWNLOADING else f["status"],
@@ -89,6 +94,26 @@ class DownloadManager:
             self.jobs[job.id] = job
         await asyncio.get_running_loop().run_in_executor(None, self._measure_parts)
         self._pump()
+
+    async def _adopt_records(self) -> None:
+        """Files verified by any process (the records beside them) count as installed here too, so a lost
+        database forgets nothing; verified files without a record get one."""
+        loop = asyncio.get_running_loop()
+        roots = [(folder, root) for folder, paths in self.models.roots.items() for root in paths]
+        records = await loop.run_in_executor(None, read_records, roots)
+        for path, record in records.items():
+            if path not in self.installed or self.installed[path].get("sha256") != record["sha256"]:
+                self.installed[path] = record
+                await self._persist(self.store.record_installed(record))
+        missing = {path: record for path, record in self.installed.items() if path not in records}
+        await loop.run_in_executor(None, self._write_missing_records, missing)
+
+    def _write_missing_records(self, installed: dict[str, dict[str, Any]]) -> None:
+        for path, record in installed.items():
+            with contextlib.suppress(OSError, ApiError):
+                target = self.planner.target(path)
+                if target.stat().st_size == record["size"]:
+                    write_record(target, record)
 
     async def stop(self) -> None:
         """Stop transfers (their `.part` files stay for the next start)."""
@@ -301,10 +326,12 @@ class DownloadManager:
                 result = await self.transfer.fetch(
                     target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections))
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
-                          "commit_hash": result.commit, "preset_id": job.preset_id}
-                await self.store.record_installed(record)
-                self.installed[f.path] = {**record, "installed_at": time.time()}
+                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": time.time()}
+                self.installed[f.path] = record
                 self.models.invalidate()
+                await asyncio.get_running_loop().run_in_executor(None, write_record, target, {
+                    **record, "source": {k: f.spec.get(k) for k in ("repo", "repo_file", "revision", "url")}})
+                await self.store.record_installed(record)
             f.status, f.done_bytes = FileStatus.DONE, f.size
             await self.store.update_file(job.id, f.path, status=FileStatus.DONE, size=f.size)
         except asyncio.CancelledError:
@@ -313,6 +340,8 @@ class DownloadManager:
             raise
         except ApiError as exc:
             await self._fail(job, f, exc)
+        except (sqlite3.Error, OSError) as exc:  # the database or a record could not be written
+            await self._fail(job, f, storage_failure(exc, self.store.path))
         except Exception as exc:
             log.exception("Download of %s failed", f.path)
             await self._fail(job, f, ApiError("DOWNLOAD_FAILED", f"Unexpected error: {exc.__class__.__name__}",
@@ -327,18 +356,21 @@ class DownloadManager:
     async def _after_file(self, job: Job) -> None:
         if job.status in RUNNABLE and all(f.status == FileStatus.DONE for f in job.files):
             job.finished_at = time.time()
-            await self._set_status(job, JobStatus.COMPLETED, finished_at=job.finished_at)
+            job.status = JobStatus.COMPLETED  # the files are in place and their records beside them
+            await self._persist(self.store.update_download(job.id, status=job.status, finished_at=job.finished_at))
             self._publish_progress(job, force=True)
             self._complete_event(job, "success")
         self._pump()
 
     async def _fail(self, job: Job, f: FileTask, error: ApiError) -> None:
+        """A file failed: so does its job, in memory and events even when the database cannot be written."""
         f.status, f.error = FileStatus.FAILED, {"code": error.code, "message": error.message, "details": error.details}
-        await self.store.update_file(job.id, f.path, status=FileStatus.FAILED, error=f.error)
+        await self._persist(self.store.update_file(job.id, f.path, status=FileStatus.FAILED, error=f.error))
         if job.status not in RUNNABLE:
             return
         job.error = {**f.error, "details": _failure_details(f.path, error)}
-        await self._set_status(job, JobStatus.FAILED, error=job.error)
+        job.status = JobStatus.FAILED
+        await self._persist(self.store.update_download(job.id, status=job.status, error=job.error))
         await self._stop_files(job)
         log.warning("Download %s (%s) failed: %s", job.id, job.preset_id, error.message)
         details = {**job.error["details"], "download_id": job.id, "preset_id": job.preset_id}
@@ -352,6 +384,13 @@ class DownloadManager:
             if task is not current:
                 task.cancel()
         await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+
+    async def _persist(self, write: Awaitable[None]) -> None:
+        """A store write whose failure is logged, not raised (on the way to reporting another failure)."""
+        try:
+            await write
+        except sqlite3.Error as exc:
+            log.warning("Could not write the download state to %s: %s", self.store.path, exc)
 
     async def _set_status(self, job: Job, status: JobStatus, **fields: Any) -> None:
         job.status = status
@@ -391,6 +430,16 @@ class DownloadManager:
             "download_id": job.id, "preset_id": job.preset_id, "status": status,
             "time_taken_seconds": int((job.finished_at or time.time()) - job.created_at),
         }, "downloads")
+
+
+def storage_failure(exc: BaseException, database: Path) -> ApiError:
+    """The error for a write of the download state that failed: a full disk is INSUFFICIENT_STORAGE."""
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "full" in str(exc).lower()
+    if full:
+        return ApiError("INSUFFICIENT_STORAGE", "The disk is full: the download state could not be written; "
+                        "free some space and resume", {"reason": "disk_full", "database": str(database)})
+    return ApiError("INTERNAL_ERROR", f"The download state could not be written: {exc}",
+                    {"reason": "storage_error", "database": str(database)})
 
 
 def _failure_details(path: str, error: ApiError) -> dict[str, Any]:

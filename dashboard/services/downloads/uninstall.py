@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from ...errors import ApiError
@@ -15,6 +16,7 @@ from ..model_index import ModelFile
 from ..preset_schema import Preset
 from ..sizes import gb
 from .planner import Planner
+from .records import remove_record
 
 log = logging.getLogger("dashboard.downloads")
 
@@ -50,6 +52,7 @@ class Uninstaller:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(model.abspath)
+                    remove_record(Path(model.abspath))
                     removed += 1
                     freed += model.size
             return removed, freed, outside
