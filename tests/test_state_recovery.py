@@ -98,3 +98,57 @@ async def test_a_full_disk_under_the_database_fails_the_download_clearly_and_res
     assert (await events.wait("download_complete"))["status"] == "success"
     assert sha256_of(settings.models_dir / MODEL) == hub_file.sha256
     assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "installed"
+
+
+@pytest.mark.parametrize("harm", ["truncated", "bit flipped"])
+async def test_damage_is_found_shown_and_repaired_without_force(make_client, settings, hub, harm):
+    hub_file = await install_tiny(make_client, settings, hub)
+    model = settings.models_dir / MODEL
+    data = bytearray(model.read_bytes())
+    if harm == "truncated":
+        model.write_bytes(data[: len(data) // 2])
+    else:
+        data[12345] ^= 0x01
+        model.write_bytes(data)  # same size, new mtime
+    client, events = await start(make_client, hub)
+    status = await (await client.get("/api/presets/TINY/status")).json()
+    assert status["status"] == "damaged"
+    detail = await (await client.get("/api/presets/TINY")).json()
+    assert [f["damaged"] for f in detail["files"]] == [True]
+    verified = await (await client.post("/api/models/verify", json={"preset_id": "TINY"})).json()
+    assert verified["damaged"] == 1 and verified["files"][0]["status"] == "damaged"
+    assert verified["files"][0]["expected_sha256"] == hub_file.sha256
+    assert (await client.post("/api/presets/TINY/install", json={})).status == 202  # no force needed
+    assert (await events.wait("download_complete"))["status"] == "success"
+    assert sha256_of(model) == hub_file.sha256
+    assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "installed"
+
+
+async def test_verify_renews_a_touched_file_and_reports_what_it_never_verified(make_client, settings, hub):
+    import os
+
+    await install_tiny(make_client, settings, hub)
+    model = settings.models_dir / MODEL
+    os.utime(model, (1_000_000_000, 1_000_000_000))  # touched: same bytes, another mtime
+    mine = settings.models_dir / "loras" / "mine.safetensors"
+    mine.write_bytes(b"my own lora")
+    client, _events = await start(make_client, hub)
+    assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "damaged"
+    body = await (await client.post("/api/models/verify", json={"paths": [MODEL, "loras/mine.safetensors"]})).json()
+    assert [(f["path"], f["status"]) for f in body["files"]] == [(MODEL, "ok"), ("loras/mine.safetensors",
+                                                                                 "unverified")]
+    assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "installed"
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({}, 400, "INVALID_REQUEST"),
+    ({"paths": []}, 400, "INVALID_REQUEST"),
+    ({"paths": ["loras/../../escape.safetensors"]}, 400, "INVALID_REQUEST"),
+    ({"paths": ["loras/none.safetensors"]}, 404, "MODEL_NOT_FOUND"),
+    ({"preset_id": "NOPE"}, 404, "PRESET_NOT_FOUND"),
+    ({"paths": ["loras/x.safetensors"], "preset_id": "TINY"}, 400, "INVALID_REQUEST"),
+])
+async def test_verify_refuses_bad_input(make_client, hub, body, status, code):
+    client, _events = await start(make_client, hub)
+    response = await client.post("/api/models/verify", json=body)
+    assert response.status == status and (await response.json())["error"]["code"] == code

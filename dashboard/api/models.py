@@ -58,6 +58,26 @@ async def model_types(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).inventory.types())
 
 
+VERIFY_BODY = {**obj(required=[], additional=False,
+                     paths={"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 1000},
+                            "minItems": 1, "maxItems": MAX_DELETE},
+                     preset_id={"type": "string", "minLength": 1, "maxLength": 200}),
+               "minProperties": 1}
+VERIFY_RESULT = obj(files=array(obj(path=STRING, status={"enum": ["ok", "damaged", "unverified"]}, sha256=STRING,
+                                    expected_sha256=nullable(STRING))),
+                    ok=INTEGER, damaged=INTEGER, unverified=INTEGER)
+
+
+@routes.post("/api/models/verify", summary="Hash model files again and compare them with what was verified",
+             body=VERIFY_BODY, response=VERIFY_RESULT, errors=["MODEL_NOT_FOUND", "PRESET_NOT_FOUND"],
+             description="`paths` (model-folder paths) or `preset_id` (its files on disk). Each file is read "
+                         "and hashed (sha256) off the event loop: `ok` (its record is renewed), `damaged` (not "
+                         "the bytes that were verified: installing its preset fetches it again) or "
+                         "`unverified` (the dashboard never verified it).")
+async def verify_models(request: web.Request, params: dict) -> web.Response:
+    return web.json_response(await services(request).downloads.verify(params.get("paths"), params.get("preset_id")))
+
+
 @routes.delete("/api/models", summary="Delete model files", body=DELETE_BODY, response=DELETE_RESULT,
                description=f"Deletes each path (`<type>/<relative path>`, as listed; at most {MAX_DELETE}). "
                            "A path that is not deleted gets one entry in `errors`: `MODEL_NOT_FOUND`, "

@@ -12,7 +12,7 @@ from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, ar
 
 routes = Routes("presets")
 
-_STATES = ["not_installed", "partial", "installing", "paused", "installed", "failed", "unsupported"]
+_STATES = ["not_installed", "partial", "installing", "paused", "installed", "failed", "unsupported", "damaged"]
 #: Set on a preset for a newer ComfyUI: the model folder types this ComfyUI lacks (null on all others).
 REQUIRES = nullable(obj(comfyui_folders=array(STRING)))
 
@@ -26,7 +26,7 @@ PRESET_LIST = obj(
     errors=array(obj(file=STRING, error=STRING)),
 )
 PRESET_FILE = obj(path=STRING, url=STRING, size=STRING, size_bytes=INTEGER, sha256=nullable(STRING),
-                  optional=BOOLEAN, installed=BOOLEAN)
+                  optional=BOOLEAN, installed=BOOLEAN, damaged=BOOLEAN)
 PRESET_DETAIL = {
     **PRESET_SUMMARY,
     "properties": {

@@ -9,6 +9,7 @@ from huggingface_hub import hf_hub_url
 
 from ..errors import ApiError
 from .catalogue import Catalogue
+from .downloads.records import vouches_for
 from .model_index import ModelIndex
 from .preset_schema import Preset, PresetFile
 from .sizes import gb, human_size, iso_utc
@@ -25,6 +26,7 @@ class FileState:
     file: PresetFile
     installed: bool
     modified: float | None
+    damaged: bool = False  # verified once, changed on disk since
 
 
 class PresetService:
@@ -94,8 +96,8 @@ class PresetService:
         total_bytes = sum(s.file.size for s in states) or 1
         body: dict[str, Any] = {
             "preset_id": preset.id,
-            "status": "unsupported" if preset.missing_folders else "installed" if len(done) == len(states)
-            else "partial" if done else "not_installed",
+            "status": "unsupported" if preset.missing_folders else "damaged" if any(s.damaged for s in states)
+            else "installed" if len(done) == len(states) else "partial" if done else "not_installed",
             "progress": round(100 * sum(s.file.size for s in done) / total_bytes, 1),
             "current_file": None,
             "download_speed_mbps": None,
@@ -132,13 +134,15 @@ class PresetService:
         for f in preset.files:
             model = self.models.get(f.path)
             record = self.verified.get(f.path)
+            damaged = False
             if model is None or model.size == 0:
                 ok = False
             elif record is not None:
-                ok = model.size == record["size"] and (f.sha256 is None or f.sha256 == record["sha256"])
+                ok = vouches_for(record, model.size, model.modified, f.sha256)
+                damaged = not ok
             else:
                 ok = f.sha256 is None or model.size == f.size
-            states.append(FileState(f, ok, model.modified if model else None))
+            states.append(FileState(f, ok, model.modified if model else None, damaged))
         return states
 
     def file_url(self, f: PresetFile) -> str:
@@ -179,6 +183,7 @@ class PresetService:
             "sha256": f.sha256,
             "optional": f.optional,
             "installed": state.installed,
+            "damaged": state.damaged,
         }
 
 

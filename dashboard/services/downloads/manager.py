@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from ...errors import ApiError
+from ...errors import ApiError, invalid
 from ...events import Event, EventBus
 from ...store import Store
 from ..model_index import ModelIndex
@@ -38,6 +38,7 @@ from .records import read_records, write_record
 from .sources import Tokens, download_failed
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
+from .verify import verify_files
 
 log = logging.getLogger("dashboard.downloads")
 
@@ -101,10 +102,10 @@ class DownloadManager:
         loop = asyncio.get_running_loop()
         roots = [(folder, root) for folder, paths in self.models.roots.items() for root in paths]
         records = await loop.run_in_executor(None, read_records, roots)
-        for path, record in records.items():
+        for path, record in records.items():  # the record beside a file knows best, its mtime too
             if path not in self.installed or self.installed[path].get("sha256") != record["sha256"]:
-                self.installed[path] = record
                 await self._persist(self.store.record_installed(record))
+            self.installed[path] = record
         missing = {path: record for path, record in self.installed.items() if path not in records}
         await loop.run_in_executor(None, self._write_missing_records, missing)
 
@@ -227,6 +228,25 @@ class DownloadManager:
                 await self.cancel(job.id)
         return await self.uninstaller.uninstall(preset)
 
+    async def verify(self, paths: list[str] | None = None, preset_id: str | None = None) -> dict[str, Any]:
+        """Hash files again against what was verified (POST /api/models/verify): `paths`, or a preset's files."""
+        if (paths is None) == (preset_id is None):
+            raise invalid("Give either 'paths' (model files) or 'preset_id'", field="paths")
+        if preset_id is not None:
+            await self.presets.refresh()
+            preset = self.presets.require(preset_id)
+            await self.models.refresh(force=True)
+            paths = [f.path for f in preset.files if self.models.get(f.path) is not None]
+        paths = list(dict.fromkeys(paths))
+        unknown = [path for path in paths if self.models.default_root(path.partition("/")[0]) is None]
+        if unknown:
+            raise ApiError("MODEL_NOT_FOUND", f"No model folder for {unknown[0]!r}", {"path": unknown[0]})
+        targets = {path: self.planner.target(path) for path in paths}
+        outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, targets)
+        if outside:
+            raise invalid(f"Not a model file inside the model folders: {', '.join(outside)}", paths=list(outside))
+        return await verify_files(paths, targets, self.installed)
+
     def settings(self) -> dict[str, Any]:
         """The limits all downloads share (GET /api/downloads/settings)."""
         return self.limits.snapshot()
@@ -327,10 +347,10 @@ class DownloadManager:
                     target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections))
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
                           "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": time.time()}
-                self.installed[f.path] = record
-                self.models.invalidate()
-                await asyncio.get_running_loop().run_in_executor(None, write_record, target, {
+                written = await asyncio.get_running_loop().run_in_executor(None, write_record, target, {
                     **record, "source": {k: f.spec.get(k) for k in ("repo", "repo_file", "revision", "url")}})
+                self.installed[f.path] = {**record, "mtime_ns": written["mtime_ns"]}
+                self.models.invalidate()
                 await self.store.record_installed(record)
             f.status, f.done_bytes = FileStatus.DONE, f.size
             await self.store.update_file(job.id, f.path, status=FileStatus.DONE, size=f.size)

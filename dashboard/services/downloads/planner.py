@@ -20,6 +20,7 @@ from ..preset_schema import Preset, PresetFile
 from ..presets import PresetService
 from ..sizes import gb
 from .jobs import FileTask
+from .records import vouches_for
 from .transfer import DISK_MARGIN, bytes_held, part_paths
 
 
@@ -32,21 +33,22 @@ class Planner:
         self.installed = installed  # model-folder path -> the verified record the store keeps
 
     def verified(self, f: PresetFile) -> bool:
-        """Whether `f` is on disk as the dashboard downloaded and verified it (same size and hash)."""
-        record, model = self.installed.get(f.path), self.models.get(f.path)
-        return (record is not None and model is not None and model.size == record["size"]
-                and (f.sha256 is None or f.sha256 == record["sha256"]))
+        """Whether `f` is on disk as the dashboard downloaded and verified it (same size, mtime and hash)."""
+        model = self.models.get(f.path)
+        return model is not None and vouches_for(self.installed.get(f.path), model.size, model.modified, f.sha256)
 
     def missing_files(self, preset: Preset, force: bool) -> list[FileTask]:
         """The files to fetch for `preset`, its dependencies' first. A file the user put there
-        themselves is trusted unless `force`; a verified one is never fetched again."""
+        themselves is trusted unless `force`; a verified one is never fetched again, a damaged one
+        (verified once, changed since) always."""
         tasks: dict[str, FileTask] = {}
         for p in self._with_dependencies(preset):
             for f in p.files:
                 if f.optional or f.path in tasks or self.verified(f):
                     continue
                 model = self.models.get(f.path)
-                if not force and model is not None and model.size > 0:
+                ours = f.path in self.installed  # a file we verified that changed since is damaged: fetched again
+                if not force and not ours and model is not None and model.size > 0:
                     continue
                 tasks[f.path] = FileTask(f.path, file_spec(f), f.size)
         return list(tasks.values())

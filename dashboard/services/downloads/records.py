@@ -4,7 +4,7 @@ The record says what the file is (its sha256, size and mtime when it was verifie
 from, which presets own it), so which files are installed and verified can be read from the
 model folders themselves: after the database is lost or damaged, by another process, or on
 another machine mounting the same volume. Records are written atomically; a record whose file
-is gone or whose size or mtime changed no longer vouches for it. ComfyUI and the model list
+is gone or whose size or mtime changed no longer vouches for it (the file is damaged). ComfyUI and the model list
 ignore them (`.json` is no model extension). Blocking functions: call them off the event loop.
 """
 
@@ -30,14 +30,16 @@ def record_path(model: Path) -> Path:
     return model.with_name(model.name + SUFFIX)
 
 
-def write_record(model: Path, record: dict[str, Any]) -> None:
-    """Write the record of a verified `model` (its size and mtime as they are now), atomically."""
+def write_record(model: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the record of a verified `model` (its size and mtime as they are now), atomically;
+    returns what was written."""
     stat = model.stat()
     content = {**{k: record.get(k) for k in FIELDS}, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     target = record_path(model)
     partial = target.with_name(f"{target.name}.{os.getpid()}")
     partial.write_text(json.dumps(content))
     os.replace(partial, target)
+    return content
 
 
 def remove_record(model: Path) -> None:
@@ -47,8 +49,9 @@ def remove_record(model: Path) -> None:
 
 
 def read_records(roots: Iterable[tuple[str, Path]]) -> dict[str, dict[str, Any]]:
-    """Every record under `(folder type, root)` pairs whose file is still as it was verified:
-    model-folder path -> {path, size, sha256, etag, commit_hash, preset_id, installed_at}."""
+    """Every readable record under `(folder type, root)` pairs whose file still exists, as written:
+    model-folder path -> {path, size, mtime_ns, sha256, etag, commit_hash, preset_id, installed_at}
+    (`vouches_for` tells whether the file is still what was verified)."""
     found: dict[str, dict[str, Any]] = {}
     for folder_type, root in roots:
         for directory, _dirs, names in os.walk(root):
@@ -57,19 +60,26 @@ def read_records(roots: Iterable[tuple[str, Path]]) -> dict[str, dict[str, Any]]
                     continue
                 model = Path(directory) / name[:-len(SUFFIX)]
                 path = f"{folder_type}/{model.relative_to(root).as_posix()}"
-                record = _valid(model)
+                record = _read(model)
                 if record is not None:
                     found.setdefault(path, {**record, "path": path})
     return found
 
 
-def _valid(model: Path) -> dict[str, Any] | None:
+def vouches_for(record: dict[str, Any] | None, size: int, modified: float, sha256: str | None = None) -> bool:
+    """Whether a verified-file record still stands for a file of `size` bytes modified at `modified`
+    (seconds): the same size, the same mtime when the record has one, and `sha256` if one is expected."""
+    if record is None or record["size"] != size or (sha256 is not None and record.get("sha256") != sha256):
+        return False
+    recorded = record.get("mtime_ns")
+    return recorded is None or abs(recorded / 1e9 - modified) < 1e-3
+
+
+def _read(model: Path) -> dict[str, Any] | None:
     try:
         record = json.loads(record_path(model).read_text())
-        stat = model.stat()
-        if not isinstance(record, dict) or (record.get("size"), record.get("mtime_ns")) != (
-                stat.st_size, stat.st_mtime_ns):
+        if not model.exists() or not isinstance(record, dict) or not isinstance(record.get("size"), int):
             return None
-        return {"size": stat.st_size, **{k: record.get(k) for k in FIELDS if k != "source"}}
     except (OSError, ValueError):
         return None
+    return {k: record.get(k) for k in ("size", "mtime_ns", *FIELDS) if k != "source"}
