@@ -33,6 +33,7 @@ from ..presets import PresetService
 from ..sizes import gb, human_duration, human_rate
 from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobStatus
 from .limits import Limits, LimitSettings
+from .lock import PartLock
 from .planner import Planner, preset_file
 from .records import read_records, write_record
 from .sources import Tokens, download_failed
@@ -199,8 +200,10 @@ class DownloadManager:
         def remove() -> None:
             outside = self.planner.outside(unfinished)
             for path, target in unfinished.items():
-                if path not in outside:
+                lock = PartLock(target)
+                if path not in outside and lock.try_acquire():  # never a .part another process writes
                     remove_partial(target)
+                    lock.release()
 
         await asyncio.get_running_loop().run_in_executor(None, remove)
         self._complete_event(job, "cancelled")
@@ -343,13 +346,14 @@ class DownloadManager:
                 if outside:
                     raise download_failed(f"{f.path} is not written: {outside[f.path]}",
                                           reason="outside_model_folders")
+                installed_at = time.time()
                 result = await self.transfer.fetch(
-                    target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections))
+                    target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections),
+                    {"preset_id": job.preset_id, "installed_at": installed_at,
+                     "source": {k: f.spec.get(k) for k in ("repo", "repo_file", "revision", "url")}})
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
-                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": time.time()}
-                written = await asyncio.get_running_loop().run_in_executor(None, write_record, target, {
-                    **record, "source": {k: f.spec.get(k) for k in ("repo", "repo_file", "revision", "url")}})
-                self.installed[f.path] = {**record, "mtime_ns": written["mtime_ns"]}
+                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": installed_at}
+                self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
                 self.models.invalidate()
                 await self.store.record_installed(record)
             f.status, f.done_bytes = FileStatus.DONE, f.size

@@ -42,6 +42,11 @@ def write_record(model: Path, record: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
+def read_record(model: Path) -> dict[str, Any] | None:
+    """The record beside `model`, as written (None: none, unreadable, or its file is gone)."""
+    return _read(model)
+
+
 def remove_record(model: Path) -> None:
     """Delete a model's record, if it has one."""
     with contextlib.suppress(FileNotFoundError):

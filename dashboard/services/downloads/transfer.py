@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,9 +33,11 @@ import aiohttp
 from ...errors import ApiError
 from .budget import Bandwidth, Connections
 from .limits import download_threads
+from .lock import PartLock
 from .partfile import PartFile
 from .rangefile import RangeFile
 from .ranges import MIN_PIECE, Extents, RangePlan
+from .records import read_record, vouches_for, write_record
 from .segmented import LOOP_BUSY, OneStream, Progress, SegmentedFetch
 from .sources import (
     Resolved,
@@ -54,6 +57,8 @@ CHUNK = 1024 * 1024
 IN_FLIGHT = 4
 #: aiohttp read buffer: big reads mean fewer trips through Python per byte.
 READ_BUFFER = 4 * CHUNK
+#: How often a process waiting for another one's `.part` looks again.
+LOCK_POLL = 0.5
 #: How long a single stream is watched before it may split into several connections, and the
 #: first range it asks for (where the split happens when the link is the limit).
 SPLIT_WINDOW = 0.05
@@ -69,6 +74,7 @@ class FileResult:
     etag: str | None
     commit: str | None
     verified: bool
+    mtime_ns: int | None = None  # of the installed file, as its record says
 
 
 @dataclass
@@ -112,13 +118,34 @@ class Transfer:
         """Resolve with retries."""
         return await self._with_retries(lambda: resolve(spec, self.tokens, self.session), lambda: 0)
 
-    async def fetch(self, target: Path, spec: dict[str, Any], progress: Progress) -> FileResult:
+    async def fetch(self, target: Path, spec: dict[str, Any], progress: Progress,
+                    record: dict[str, Any] | None = None) -> FileResult:
         """Download `spec` to `target`; `progress(bytes received, total, connections)` is called as
-        bytes arrive.
+        bytes arrive. The installed file gets its record (`records.py`, with `record`'s fields)
+        before the lock is let go, so a process waiting for it finds the file verified.
 
-        Raises ApiError (DOWNLOAD_FAILED, INSUFFICIENT_STORAGE). Cancelling keeps the `.part`.
+        Raises ApiError (DOWNLOAD_FAILED, INSUFFICIENT_STORAGE). Cancelling keeps the `.part`. Only
+        the process holding the `.part`'s lock writes it: while another one does, this one waits,
+        reporting the other's progress, and then takes over what is left, if anything.
         """
         resolved = await self.resolve(spec)
+        loop = asyncio.get_running_loop()
+        lock = PartLock(target)
+        while not await loop.run_in_executor(None, lock.try_acquire):
+            progress(await loop.run_in_executor(None, _bytes_held_or_zero, target), resolved.size, 0)
+            await asyncio.sleep(LOCK_POLL)
+        try:
+            done = await loop.run_in_executor(None, _done_elsewhere, target, resolved)
+            if done is not None:
+                return done
+            result = await self._fetch_locked(target, resolved, progress)
+            written = await loop.run_in_executor(None, write_record, target, {
+                **(record or {}), "sha256": result.sha256, "etag": result.etag, "commit_hash": result.commit})
+            return dataclasses.replace(result, mtime_ns=written["mtime_ns"])
+        finally:
+            await loop.run_in_executor(None, lock.release)
+
+    async def _fetch_locked(self, target: Path, resolved: Resolved, progress: Progress) -> FileResult:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             if self._segmentable(resolved) and not await loop.run_in_executor(None, _holds_a_prefix, target, resolved):
@@ -281,6 +308,29 @@ class Transfer:
 def _range_starts_at(response: aiohttp.ClientResponse, offset: int) -> bool:
     content_range = response.headers.get("Content-Range", "")
     return content_range.startswith(f"bytes {offset}-")
+
+
+def _bytes_held_or_zero(target: Path) -> int:
+    try:
+        return bytes_held(target)
+    except OSError:
+        return 0
+
+
+def _done_elsewhere(target: Path, resolved: Resolved) -> FileResult | None:
+    """Blocking: the file, if another process already put it at `target`, verified (its record says so)."""
+    record = read_record(target)
+    try:
+        stat = target.stat()
+    except FileNotFoundError:
+        return None
+    if record is None or (resolved.size is not None and stat.st_size != resolved.size):
+        return None
+    expected = resolved.sha256 or record.get("sha256")
+    if not vouches_for(record, stat.st_size, stat.st_mtime, expected):
+        return None
+    return FileResult(stat.st_size, record["sha256"], resolved.etag, resolved.commit, expected is not None,
+                      stat.st_mtime_ns)
 
 
 def bytes_held(target: Path) -> int:

@@ -1,0 +1,92 @@
+"""Two dashboard processes on one workspace: one download, never a wrong file at a final path."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from types import SimpleNamespace
+
+from dashboard_process import Server, call, wait_until
+from downloads_support import sha256_of, write_preset
+from hub import FakeHub, running_hub
+
+MB = 1024 * 1024
+SIZE = 48 * MB
+NO_LIMIT = {"DASHBOARD_RATE_LIMIT": "0"}  # the test polls often
+
+
+def big_preset(workspace, size: int = SIZE) -> None:
+    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "BIG", [
+        {"path": "checkpoints/big.safetensors", "repo": "org/big", "file": "big.safetensors", "size": size}])
+
+
+class FinalFileWatch:
+    """Polls the final path in a thread: every size it ever saw there."""
+
+    def __init__(self, path) -> None:
+        self.path, self.sizes, self._stop = path, set(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            with contextlib.suppress(FileNotFoundError):
+                self.sizes.add(self.path.stat().st_size)
+
+    def stop(self) -> set[int]:
+        self._stop.set()
+        self._thread.join()
+        return self.sizes
+
+
+def status(server: Server) -> str:
+    return call(server.url + "/api/presets/BIG/status")["status"]
+
+
+def test_two_servers_installing_the_same_preset_fetch_it_once(tmp_path):
+    hub = FakeHub()
+    hub_file = hub.add_file("org/big", "big.safetensors", size=SIZE)
+    hub_file.faults.throttle_bps = 8 * MB
+    workspace = tmp_path / "workspace"
+    big_preset(workspace)
+    final = workspace / "models" / "checkpoints" / "big.safetensors"
+    watch = FinalFileWatch(final)
+    with running_hub(hub) as hub_url:
+        first, second = Server(workspace, hub_url, NO_LIMIT), Server(workspace, hub_url, NO_LIMIT)
+        try:
+            for server in (first, second):
+                call(server.url + "/api/presets/BIG/install", "POST", {})
+            for server in (first, second):
+                wait_until(lambda s=server: status(s) == "installed", timeout=120)
+        finally:
+            first.stop()
+            second.stop()
+    assert watch.stop() == {SIZE}  # nobody ever saw a partial file at the final path
+    assert sha256_of(final) == hub_file.sha256
+    assert hub_file.bytes_sent <= SIZE * 1.05  # fetched once (what a stolen range had in flight aside)
+
+
+def test_a_waiting_server_finishes_from_the_part_when_the_other_is_killed(tmp_path):
+    hub = FakeHub()
+    size = 128 * MB  # what a kill loses (buffers, unrecorded ranges) stays small against it
+    hub_file = hub.add_file("org/big", "big.safetensors", size=size)
+    hub_file.faults.throttle_bps = 8 * MB
+    workspace = tmp_path / "workspace"
+    big_preset(workspace, size)
+    final = workspace / "models" / "checkpoints" / "big.safetensors"
+    with running_hub(hub) as hub_url:
+        first = Server(workspace, hub_url, NO_LIMIT)
+        second = Server(workspace, hub_url, NO_LIMIT)
+        try:
+            call(first.url + "/api/presets/BIG/install", "POST", {})
+            wait_until(lambda: first.download()["bytes_done"] >= size // 3)
+            call(second.url + "/api/presets/BIG/install", "POST", {})  # waits for the first one's .part
+            wait_until(lambda: second.download()["bytes_done"] > 0)
+            first.stop(signal.SIGKILL)
+            hub_file.faults.throttle_bps = None
+            wait_until(lambda: status(second) == "installed", timeout=120)
+        finally:
+            second.stop()
+    assert sha256_of(final) == hub_file.sha256
+    assert hub_file.bytes_sent <= size * 1.25  # the second went on from what the first had on disk
