@@ -56,3 +56,11 @@ class Server:
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
         self.log.close()
+
+
+def presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.CompletedProcess:
+    """`comfy-dashboard presets ARGS` on `workspace`, downloading from the hub at `hub_url`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "HF_", "PRESET_"))}
+    env.update(PYTHONPATH=str(ROOT), HF_ENDPOINT=hub_url, DASHBOARD_OFFICIAL_TEMPLATES="false")
+    return subprocess.run([sys.executable, "-m", "dashboard", "presets", *args, "--workspace", str(workspace)],
+                          env=env, capture_output=True, text=True, timeout=120)

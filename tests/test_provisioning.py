@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from dashboard_process import presets_command
 from downloads_support import Events, sha256_of, write_preset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,13 +17,6 @@ MB = 1024 * 1024
 def hub(hub):
     hub.add_file("org/tiny", "tiny.safetensors", size=2 * MB)
     return hub
-
-
-def presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "HF_", "PRESET_"))}
-    env.update(PYTHONPATH=str(ROOT), HF_ENDPOINT=hub_url, DASHBOARD_OFFICIAL_TEMPLATES="false")
-    return subprocess.run([sys.executable, "-m", "dashboard", "presets", *args, "--workspace", str(workspace)],
-                          env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_presets_install_shows_progress_and_exits_0(tmp_path, hub):

@@ -7,7 +7,7 @@ import signal
 import threading
 from types import SimpleNamespace
 
-from dashboard_process import Server, call, wait_until
+from dashboard_process import Server, call, presets_command, wait_until
 from downloads_support import sha256_of, write_preset
 from hub import FakeHub, running_hub
 
@@ -90,3 +90,29 @@ def test_a_waiting_server_finishes_from_the_part_when_the_other_is_killed(tmp_pa
             second.stop()
     assert sha256_of(final) == hub_file.sha256
     assert hub_file.bytes_sent <= size * 1.25  # the second went on from what the first had on disk
+
+
+def test_the_cli_beside_a_server_waits_for_its_download_and_the_server_sees_what_the_cli_installs(tmp_path):
+    hub = FakeHub()
+    hub_file = hub.add_file("org/big", "big.safetensors", size=SIZE)
+    hub_file.faults.throttle_bps = 8 * MB
+    other = hub.add_file("org/other", "other.safetensors", size=2 * MB)
+    workspace = tmp_path / "workspace"
+    big_preset(workspace)
+    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "OTHER", [
+        {"path": "loras/other.safetensors", "repo": "org/other", "file": "other.safetensors", "size": 2 * MB}])
+    with running_hub(hub) as hub_url:
+        server = Server(workspace, hub_url, NO_LIMIT)
+        try:
+            call(server.url + "/api/presets/BIG/install", "POST", {})
+            wait_until(lambda: server.download()["bytes_done"] > 0)
+            cli = presets_command(workspace, hub_url, "install", "BIG")  # waits for the server's .part
+            assert cli.returncode == 0, cli.stderr
+            assert "BIG: installed" in cli.stderr
+            assert status(server) == "installed"
+            assert presets_command(workspace, hub_url, "install", "OTHER").returncode == 0
+            wait_until(lambda: call(server.url + "/api/presets/OTHER/status")["status"] == "installed")
+        finally:
+            server.stop()
+    assert sha256_of(workspace / "models" / "checkpoints" / "big.safetensors") == hub_file.sha256
+    assert hub_file.bytes_sent <= SIZE * 1.05 and other.bytes_sent == other.size  # one download each

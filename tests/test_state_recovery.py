@@ -152,3 +152,20 @@ async def test_verify_refuses_bad_input(make_client, hub, body, status, code):
     client, _events = await start(make_client, hub)
     response = await client.post("/api/models/verify", json=body)
     assert response.status == status and (await response.json())["error"]["code"] == code
+
+
+async def test_files_another_process_installs_are_noticed_and_announced(make_client, settings, hub):
+    from dashboard.services.downloads.records import write_record
+
+    write_preset(settings, "TINY", [{"path": MODEL, "repo": "org/tiny", "file": "tiny.safetensors", "size": 3 * MB}])
+    client, events = await start(make_client, hub)
+    assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "not_installed"
+    model = settings.models_dir / MODEL  # what another pod on the same volume does
+    model.write_bytes(b"\x01" * 3 * MB)
+    write_record(model, {"sha256": "ab" * 32, "preset_id": "TINY", "installed_at": 1.0})
+    changed = await events.wait("models_changed")
+    assert changed["paths"] == [MODEL] and changed["count"] == 1
+    assert client.app[SERVICES].downloads.installed[MODEL]["sha256"] == "ab" * 32  # its record, adopted
+    assert (await (await client.get("/api/presets/TINY/status")).json())["status"] == "installed"
+    model.unlink()
+    assert (await events.wait("models_changed"))["paths"] == [MODEL]

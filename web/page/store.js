@@ -311,6 +311,7 @@ export function connectStore(live, notify) {
   live.on("system_status", (m) => setSystem(m.data, false));
   live.on("download_progress", (m) => onProgress(m.data));
   live.on("download_settings", (m) => setDownloadSettings(m.data));
+  live.on("models_changed", () => emit("models")); // another process installed, removed or changed files
   live.on("download_complete", (m) => {
     const d = store.downloads.get(m.data.download_id);
     if (d) {

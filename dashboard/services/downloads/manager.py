@@ -35,7 +35,7 @@ from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobSt
 from .limits import Limits, LimitSettings
 from .lock import PartLock
 from .planner import Planner, preset_file
-from .records import read_records, write_record
+from .records import read_record, read_records, write_record
 from .sources import Tokens, download_failed
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
@@ -44,6 +44,8 @@ from .verify import verify_files
 log = logging.getLogger("dashboard.downloads")
 
 EVENT_INTERVAL = 0.25
+#: How often the model folders are looked at for what other processes installed, removed or changed.
+WATCH_INTERVAL = 2.0
 
 
 class DownloadManager:
@@ -72,6 +74,7 @@ class DownloadManager:
         self.transfer: Transfer | None = None
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._watch: asyncio.Task | None = None
         self.throughput = 0.0  # bytes/s last measured on any download: estimates for new ones
         self._installing = asyncio.Lock()
 
@@ -84,6 +87,7 @@ class DownloadManager:
         self.transfer = Transfer(self._session, self.tokens, self.retry, self.limits.connections,
                                  self.limits.bandwidth)
         self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._watch = asyncio.create_task(self._watch_volume())
         self.installed.update(await self.store.installed_files())
         await self._adopt_records()
         for row in await self.store.downloads():
@@ -110,6 +114,28 @@ class DownloadManager:
         missing = {path: record for path, record in self.installed.items() if path not in records}
         await loop.run_in_executor(None, self._write_missing_records, missing)
 
+    async def _watch_volume(self) -> None:
+        """Follow what other processes (another pod, the CLI) do to the model folders: the records of
+        files they installed are adopted, and `models_changed` says which files changed."""
+        loop = asyncio.get_running_loop()
+        seen = {path: (m.size, m.modified) for path, m in self.models.files().items()}
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                await self.models.refresh()  # cheap when no folder changed (directory mtimes)
+                now = {path: (m.size, m.modified) for path, m in self.models.files().items()}
+                changed = sorted(p for p in now.keys() | seen.keys() if now.get(p) != seen.get(p))
+                seen = now
+                if not changed:
+                    continue
+                targets = {p: Path(m.abspath) for p in changed if (m := self.models.get(p)) is not None}
+                records = await loop.run_in_executor(None, _read_records_of, targets)
+                for path, record in records.items():
+                    self.installed[path] = record
+                self.bus.publish("models_changed", {"paths": changed[:100], "count": len(changed)}, "downloads")
+            except Exception:  # a volume that went away for a moment: look again next time
+                log.warning("Could not look at the model folders", exc_info=True)
+
     def _write_missing_records(self, installed: dict[str, dict[str, Any]]) -> None:
         for path, record in installed.items():
             with contextlib.suppress(OSError, ApiError):
@@ -122,6 +148,9 @@ class DownloadManager:
         self._stopping = True
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
@@ -454,6 +483,12 @@ class DownloadManager:
             "download_id": job.id, "preset_id": job.preset_id, "status": status,
             "time_taken_seconds": int((job.finished_at or time.time()) - job.created_at),
         }, "downloads")
+
+
+def _read_records_of(targets: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Blocking: the records beside these files (model-folder path -> record), where there is one."""
+    return {path: {**record, "path": path} for path, target in targets.items()
+            if (record := read_record(target)) is not None}
 
 
 def storage_failure(exc: BaseException, database: Path) -> ApiError:
