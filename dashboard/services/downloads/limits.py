@@ -21,7 +21,7 @@ from .budget import Bandwidth, Connections
 
 log = logging.getLogger("dashboard.downloads")
 
-#: The nice value download threads get while a prompt runs.
+#: How much nicer than their own niceness download threads get while a prompt runs.
 YIELD_NICENESS = 10
 
 
@@ -83,26 +83,29 @@ class _DownloadThreads:
     """The threads that copy, hash and write downloads, so their CPU priority can follow `Limits`."""
 
     def __init__(self) -> None:
-        self._threads: weakref.WeakKeyDictionary[threading.Thread, int] = weakref.WeakKeyDictionary()
+        #: thread -> (native id, the niceness it started with)
+        self._threads: weakref.WeakKeyDictionary[threading.Thread, tuple[int, int]] = weakref.WeakKeyDictionary()
         self._lowered = False
         self._lock = threading.Lock()
 
     def register(self) -> None:
         """Call from a download thread when it starts (a ThreadPoolExecutor initializer)."""
+        tid = threading.get_native_id()
+        base = os.getpriority(os.PRIO_PROCESS, tid) if hasattr(os, "getpriority") else 0
         with self._lock:
-            self._threads[threading.current_thread()] = threading.get_native_id()
+            self._threads[threading.current_thread()] = (tid, base)
             lowered = self._lowered
         if lowered:
-            _nice(threading.get_native_id(), YIELD_NICENESS)
+            _nice(tid, base + YIELD_NICENESS)
 
     def set_lowered(self, lowered: bool) -> None:
         with self._lock:
             if lowered == self._lowered:
                 return
             self._lowered = lowered
-            ids = [tid for thread, tid in self._threads.items() if thread.is_alive()]
-        for tid in ids:
-            _nice(tid, YIELD_NICENESS if lowered else 0)
+            threads = [ids for thread, ids in self._threads.items() if thread.is_alive()]
+        for tid, base in threads:
+            _nice(tid, base + YIELD_NICENESS if lowered else base)
 
 
 def _nice(native_id: int, niceness: int) -> None:
@@ -110,7 +113,7 @@ def _nice(native_id: int, niceness: int) -> None:
     if not hasattr(os, "setpriority"):
         return
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, native_id, niceness)
+        os.setpriority(os.PRIO_PROCESS, native_id, min(19, niceness))
 
 
 download_threads = _DownloadThreads()
