@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import re
+import urllib.request
+
 from browser import browser, requires_browser, screenshot, watch_errors
+from downloads_support import write_preset
 from live_server import live_server
 
 pytestmark = requires_browser
 
 
-def test_the_download_limits_are_shown_and_saved(settings):
+def install(url: str, preset_id: str) -> None:
+    request = urllib.request.Request(f"{url}/api/presets/{preset_id}/install", data=json.dumps({}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+
+def test_the_download_limits_are_shown_and_saved(settings, hub):
     from playwright.sync_api import expect
 
-    with live_server(settings.replace(max_bandwidth=50_000_000, connections_per_file=4)) as url, \
-            browser() as context:
+    size = 64 * 1024 * 1024
+    hub.add_file("Wan-AI/Wan2.2-TI2V-5B", "wan2.2_ti2v_5B_fp16.safetensors", size=size).faults.throttle_bps = 2_000_000
+    write_preset(settings, "WAN_BIG", [{"path": "diffusion_models/wan2.2_ti2v_5B_fp16.safetensors",
+                                        "repo": "Wan-AI/Wan2.2-TI2V-5B", "file": "wan2.2_ti2v_5B_fp16.safetensors",
+                                        "size": size}])
+    with live_server(settings.replace(max_bandwidth=50_000_000, connections_per_file=4,
+                                      hf_endpoint=hub.url)) as url, browser() as context:
         page = context.new_page()
         errors = watch_errors(page)
+        install(url, "WAN_BIG")
         page.goto(url + "/#/downloads")
+        expect(page.locator(".download-row").first).to_contain_text(re.compile(r"4 connections"))
+        screenshot(page, "downloads")
         form = page.get_by_role("form", name="Download limits")
         bandwidth = form.get_by_label("Bandwidth, all downloads (MB/s)")
         expect(bandwidth).to_have_value("50")
@@ -34,4 +54,5 @@ def test_the_download_limits_are_shown_and_saved(settings):
         form.get_by_label("Connections per file").evaluate("el => el.removeAttribute('min')")
         form.get_by_role("button", name="Save limits").click()
         expect(page.get_by_text("connections_per_file")).to_be_visible()  # the server's refusal names the field
+        page.locator(".download-row").first.get_by_role("button", name=re.compile("^Cancel")).click()
         assert errors == []
