@@ -7,7 +7,7 @@ jobs continue from their `.part` files, paused ones stay paused, and finished fi
 fetched again. Progress goes out on the bus as `download_progress` (at most 4 a second per job),
 then `download_complete`, and `error` (DOWNLOAD_FAILED) when a job fails. What to fetch and
 where is the `Planner`'s; the limits every transfer shares are `Limits`'; removing a preset's
-files is the `Uninstaller`'s.
+files is the `Uninstaller`'s; following the records on the volume is `VolumeRecords`'.
 """
 
 from __future__ import annotations
@@ -35,17 +35,15 @@ from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobSt
 from .limits import Limits, LimitSettings
 from .lock import PartLock
 from .planner import Planner, preset_file
-from .records import read_record, read_records, write_record
 from .sources import Tokens, download_failed
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
 from .verify import verify_files
+from .volume import VolumeRecords
 
 log = logging.getLogger("dashboard.downloads")
 
 EVENT_INTERVAL = 0.25
-#: How often the model folders are looked at for what other processes installed, removed or changed.
-WATCH_INTERVAL = 2.0
 
 
 class DownloadManager:
@@ -69,6 +67,7 @@ class DownloadManager:
         self.installed: dict[str, dict[str, Any]] = {}
         self.planner = Planner(presets, models, self.installed)
         self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use)
+        self.volume = VolumeRecords(models, self.planner, store, bus)
         self._running: dict[tuple[str, str], asyncio.Task] = {}
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
@@ -87,9 +86,9 @@ class DownloadManager:
         self.transfer = Transfer(self._session, self.tokens, self.retry, self.limits.connections,
                                  self.limits.bandwidth)
         self._unsubscribe = self.bus.subscribe(self._on_event)
-        self._watch = asyncio.create_task(self._watch_volume())
         self.installed.update(await self.store.installed_files())
-        await self._adopt_records()
+        await self.volume.adopt()
+        self._watch = asyncio.create_task(self.volume.follow())
         for row in await self.store.downloads():
             files = [FileTask(f["path"], f["spec"], f["size"],
                               FileStatus.PENDING if f["status"] == FileStatus.DOWNLOADING else f["status"],
@@ -100,48 +99,6 @@ class DownloadManager:
             self.jobs[job.id] = job
         await asyncio.get_running_loop().run_in_executor(None, self._measure_parts)
         self._pump()
-
-    async def _adopt_records(self) -> None:
-        """Files verified by any process (the records beside them) count as installed here too, so a lost
-        database forgets nothing; verified files without a record get one."""
-        loop = asyncio.get_running_loop()
-        roots = [(folder, root) for folder, paths in self.models.roots.items() for root in paths]
-        records = await loop.run_in_executor(None, read_records, roots)
-        for path, record in records.items():  # the record beside a file knows best, its mtime too
-            if path not in self.installed or self.installed[path].get("sha256") != record["sha256"]:
-                await self._persist(self.store.record_installed(record))
-            self.installed[path] = record
-        missing = {path: record for path, record in self.installed.items() if path not in records}
-        await loop.run_in_executor(None, self._write_missing_records, missing)
-
-    async def _watch_volume(self) -> None:
-        """Follow what other processes (another pod, the CLI) do to the model folders: the records of
-        files they installed are adopted, and `models_changed` says which files changed."""
-        loop = asyncio.get_running_loop()
-        seen = {path: (m.size, m.modified) for path, m in self.models.files().items()}
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL)
-            try:
-                await self.models.refresh()  # cheap when no folder changed (directory mtimes)
-                now = {path: (m.size, m.modified) for path, m in self.models.files().items()}
-                changed = sorted(p for p in now.keys() | seen.keys() if now.get(p) != seen.get(p))
-                seen = now
-                if not changed:
-                    continue
-                targets = {p: Path(m.abspath) for p in changed if (m := self.models.get(p)) is not None}
-                records = await loop.run_in_executor(None, _read_records_of, targets)
-                for path, record in records.items():
-                    self.installed[path] = record
-                self.bus.publish("models_changed", {"paths": changed[:100], "count": len(changed)}, "downloads")
-            except Exception:  # a volume that went away for a moment: look again next time
-                log.warning("Could not look at the model folders", exc_info=True)
-
-    def _write_missing_records(self, installed: dict[str, dict[str, Any]]) -> None:
-        for path, record in installed.items():
-            with contextlib.suppress(OSError, ApiError):
-                target = self.planner.target(path)
-                if target.stat().st_size == record["size"]:
-                    write_record(target, record)
 
     async def stop(self) -> None:
         """Stop transfers (their `.part` files stay for the next start)."""
@@ -483,12 +440,6 @@ class DownloadManager:
             "download_id": job.id, "preset_id": job.preset_id, "status": status,
             "time_taken_seconds": int((job.finished_at or time.time()) - job.created_at),
         }, "downloads")
-
-
-def _read_records_of(targets: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    """Blocking: the records beside these files (model-folder path -> record), where there is one."""
-    return {path: {**record, "path": path} for path, target in targets.items()
-            if (record := read_record(target)) is not None}
 
 
 def storage_failure(exc: BaseException, database: Path) -> ApiError:
