@@ -36,6 +36,7 @@ class VolumeRecords:
         self.planner = planner
         self.store = store
         self.bus = bus
+        self._seen: dict[str, tuple[int, float]] = {}  # model files as last looked at
 
     async def adopt(self) -> None:
         """Take every record on the volume as verified; write records for verified files without one."""
@@ -50,12 +51,15 @@ class VolumeRecords:
             installed[path] = record
         missing = {path: record for path, record in installed.items() if path not in records}
         await loop.run_in_executor(None, self._write_missing, missing)
+        await self.models.refresh(force=True)
+        self._seen = self._files()  # what `follow` compares with
+        self.models.invalidate()  # whoever asks next gets a scan of their own, not this start-up one
 
     async def follow(self) -> None:
-        """Until cancelled: adopt what others install, and announce every change of the model files."""
+        """Until cancelled: adopt what others install, and announce every change of the model files
+        since `adopt`."""
         loop = asyncio.get_running_loop()
-        await self.models.refresh()
-        seen = self._files()
+        seen = self._seen
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             try:
