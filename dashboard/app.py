@@ -6,13 +6,13 @@ import logging
 
 from aiohttp import web
 
-from .api import TABLES
+from .api.tables import TABLES
 from .api.context import HUB, OPERATIONS, RATE_LIMITER, SERVICES
+from .api.errors import error_middleware
 from .api.openapi import all_operations
 from .comfy.backend import ComfyBackend, UnavailableBackend
 from .comfy.remote import RemoteBackend
 from .config import Settings
-from .errors import error_middleware
 from .security.cors import make_cors
 from .security.guard import make_guard
 from .security.ratelimit import RateLimiter, make_rate_limit, rate_limit_headers

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from .comfy.backend import UnavailableBackend
 from .config import Settings
-from .errors import ApiError
+from .errors import DashboardError, PresetAlreadyInstalled
 from .services.auth import AuthService
 from .services.container import Services
 from .store import Store
@@ -59,7 +59,7 @@ async def _status(services: Services, preset_ids: list[str], out: TextIO, err: T
     for preset_id in preset_ids:
         try:
             status = await services.presets.status(preset_id)
-        except ApiError as exc:
+        except DashboardError as exc:
             err.write(f"{preset_id}: {exc.message}\n")
             code = 1
             continue
@@ -75,10 +75,10 @@ async def _install(services: Services, preset_ids: list[str], force: bool, prior
     for preset_id in preset_ids:
         try:
             answer = await services.downloads.install(preset_id, force=force, priority=priority)
-        except ApiError as exc:
-            if exc.code == "PRESET_ALREADY_INSTALLED":
-                err.write(f"{preset_id}: already installed\n")
-                continue
+        except PresetAlreadyInstalled:
+            err.write(f"{preset_id}: already installed\n")
+            continue
+        except DashboardError as exc:
             err.write(f"{preset_id}: {exc.message} [{exc.code}]\n")
             failed = True
             continue

@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 
 from .api.downloads import SETTINGS_BODY
 from .api.routing import load_json
-from .errors import ApiError
+from .errors import DashboardError, Unauthorized, internal_error
 from .events import Event
 from .security.guard import USER, request_token
 from .services.container import Services
@@ -217,7 +217,7 @@ class Connection:
             if token:
                 await self.hub.services.auth.refresh()  # notice users changed by another process
             self.user = self.hub.authenticate(token) if token else None
-        except ApiError:
+        except Unauthorized:
             self.user = None
         if self.user is None:
             await self.socket.close(code=CLOSE_UNAUTHORIZED, message=b"authentication required")
@@ -236,7 +236,7 @@ class Connection:
         try:
             self.user = self.hub.authenticate(self.token)
             return True
-        except ApiError:
+        except Unauthorized:
             self._signed_out = asyncio.ensure_future(self.socket.close(code=CLOSE_UNAUTHORIZED, message=b"signed out"))
             return False
 
@@ -302,12 +302,9 @@ class Connection:
         self.push({"type": "ack", "id": message_id, "action": action})
         try:
             result = await handler(self.hub.services, data)
-        except ApiError as exc:
-            self.error(message_id, exc.code, exc.message, {**exc.details, "action": action})
-            return
-        except Exception:
-            log.exception("WebSocket action %s failed", action)
-            self.error(message_id, "INTERNAL_ERROR", "Internal server error", {"action": action})
+        except Exception as exc:
+            error = internal_error(exc, f"WebSocket action {action}")
+            self.error(message_id, error.code, error.message, {**error.details, "action": action})
             return
         self.push({"type": "result", "id": message_id, "action": action, "success": True, "data": result})
 
@@ -356,7 +353,7 @@ async def snapshot(services: Services, channel: str) -> dict[str, Any]:
     if channel == "queue":
         try:
             return await services.queue.queue()
-        except ApiError as exc:
+        except DashboardError as exc:
             return exc.to_dict()
     return {}
 

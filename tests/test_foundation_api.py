@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.backend import ComfyBackend
-from dashboard.errors import STATUS_BY_CODE
+from dashboard.errors import ErrorCode
 
 
 async def test_health_reports_version_and_utc_timestamp(client):
@@ -124,7 +124,7 @@ def test_every_error_code_has_one_documented_status():
         for code in re.findall(r"`([A-Z_]+)`", codes):
             assert code not in documented, f"{code} is documented twice"
             documented[code] = int(status)
-    assert documented == STATUS_BY_CODE
+    assert documented == {str(code): code.status for code in ErrorCode}
 
 
 async def test_standalone_sees_a_remote_comfyui_at_comfyui_url(make_client, aiohttp_server):

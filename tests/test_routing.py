@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
+from dashboard.api.errors import error_middleware
 from dashboard.api.routing import Routes
-from dashboard.errors import error_middleware
 
 routes = Routes("test")
 

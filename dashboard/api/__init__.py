@@ -1,11 +1,4 @@
-"""Thin HTTP handlers, one module per resource: parse and validate input, call a service, shape JSON."""
+"""Thin HTTP handlers, one module per resource: parse and validate input, call a service, shape JSON.
 
-from __future__ import annotations
-
-from . import auth, comfyui, downloads, health, live, models, openapi, page, presets, system, workflows
-from .routing import Routes
-
-#: Every route table the app serves, in the order the OpenAPI document lists them.
-TABLES: list[Routes] = [health.routes, system.routes, presets.routes, models.routes, downloads.routes,
-                        comfyui.routes, workflows.routes, auth.routes, live.routes,
-                        openapi.routes, page.routes]
+`tables.TABLES` lists them; importing this package alone imports none of them.
+"""

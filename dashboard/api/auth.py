@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ApiError
+from ..errors import InvalidRequest
 from ..security.guard import COOKIE
 from .context import RATE_LIMITER, USER, services
 from .routing import Routes
@@ -30,7 +30,7 @@ VERIFY_ANSWER = obj(valid=BOOLEAN, user=USER_ANSWER, auth_enabled=BOOLEAN)
 async def login(request: web.Request, params: dict) -> web.Response:
     auth = services(request).auth
     if auth is None:
-        raise ApiError("INVALID_REQUEST", "Authentication is off (ENABLE_AUTH is not set)")
+        raise InvalidRequest("Authentication is off (ENABLE_AUTH is not set)")
     address = request.config_dict[RATE_LIMITER].client_address(request)
     answer = await auth.login(params["username"], params["password"], address)
     response = web.json_response(answer)

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..errors import STATUS_BY_CODE
+from ..errors import ErrorCode
 from .context import OPERATIONS
 from .routing import Operation, Routes
 from .schemas import ANY_OBJECT, ERROR
@@ -54,7 +54,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         success["content"] = {content_type: {"schema": op.response} for content_type in types}
     responses: dict[str, Any] = {str(op.status): success}
     for code in ("INVALID_REQUEST", *op.errors):
-        status = str(STATUS_BY_CODE[code])
+        status = str(ErrorCode(code).status)
         entry = responses.setdefault(status, {
             "description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         })

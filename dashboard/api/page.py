@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ApiError
+from ..errors import NotFound
 from ..services.page import CONTENT_TYPES, PageFile
 from .context import services
 from .routing import Routes
@@ -32,7 +32,7 @@ _STRING = {"type": "string"}
 async def dashboard_page(request: web.Request, params: dict) -> web.StreamResponse:
     page = await services(request).page.index()
     if page is None:
-        raise ApiError("NOT_FOUND", "The dashboard page is not installed (web/page/index.html is missing)")
+        raise NotFound("The dashboard page is not installed (web/page/index.html is missing)")
     if _inside_comfyui(request):  # ComfyUI's own /view is one level up from /dashboard/
         page = PageFile(page.body.replace(_VIEW_MARKER, b'data-comfyui-view="../view"', 1), page.content_type,
                         page.etag[:-1] + '-c"')
@@ -49,7 +49,7 @@ async def dashboard_page(request: web.Request, params: dict) -> web.StreamRespon
 async def page_asset(request: web.Request, params: dict) -> web.StreamResponse:
     asset = await services(request).page.asset(params["name"])
     if asset is None:
-        raise ApiError("NOT_FOUND", "No such file", {"name": params["name"][:200]})
+        raise NotFound("No such file", {"name": params["name"][:200]})
     return _send(request, asset, {})
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import STATUS_BY_CODE
+from ..errors import ErrorCode
 
 
 def obj(required: list[str] | None = None, additional: bool = True, **properties: dict) -> dict:
@@ -31,7 +31,7 @@ ANY_OBJECT = {"type": "object"}
 
 ERROR = obj(
     error=obj(
-        code={"type": "string", "enum": sorted(STATUS_BY_CODE)},
+        code={"type": "string", "enum": sorted(ErrorCode)},
         message=STRING,
         details=ANY_OBJECT,
     )

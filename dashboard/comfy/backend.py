@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import ComfyUIUnavailable
 from ..events import EventBus
 
 
-def unavailable(reason: str = "ComfyUI is not connected") -> ApiError:
+def unavailable(reason: str = "ComfyUI is not connected") -> ComfyUIUnavailable:
     """The 503 COMFYUI_UNAVAILABLE error."""
-    return ApiError("COMFYUI_UNAVAILABLE", reason, {"hint": "Set COMFYUI_URL, or run inside ComfyUI"})
+    return ComfyUIUnavailable(reason, {"hint": "Set COMFYUI_URL, or run inside ComfyUI"})
 
 
 @dataclass(frozen=True)

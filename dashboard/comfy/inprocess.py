@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError, invalid
+from ..errors import InvalidWorkflow, NotFound, invalid
 from .backend import ComfyBackend, OutputFile
 from .protocol import (
     PRIORITY_KEY,
@@ -93,9 +93,9 @@ class InProcessBackend(ComfyBackend):
             valid, error, outputs, node_errors = await result if inspect.isawaitable(result) else result
         except Exception as exc:  # ComfyUI's own POST /prompt would answer 500; the workflow is to blame
             log.warning("ComfyUI could not validate a workflow: %s", exc, exc_info=True)
-            raise ApiError("INVALID_WORKFLOW", f"ComfyUI could not validate the workflow: {exc}",
-                           {"error": {"type": "exception_during_validation", "message": str(exc)},
-                            "node_errors": {}}) from None
+            raise InvalidWorkflow(f"ComfyUI could not validate the workflow: {exc}",
+                                  {"error": {"type": "exception_during_validation", "message": str(exc)},
+                                   "node_errors": {}}) from None
         if not valid:
             raise invalid_workflow(error, node_errors)
         server.prompt_queue.put((number, prompt_id, prompt, extra_data, outputs))
@@ -190,7 +190,7 @@ def _output_path(folder: str | None, filename: str, subfolder: str) -> tuple[str
         raise invalid("The subfolder leaves ComfyUI's folder", subfolder=subfolder)
     path = os.path.join(inside, os.path.basename(filename))
     if not os.path.isfile(path):
-        raise ApiError("NOT_FOUND", f"ComfyUI has no file {filename!r} there", {"filename": filename,
+        raise NotFound(f"ComfyUI has no file {filename!r} there", {"filename": filename,
                                                                              "subfolder": subfolder})
     return path, os.path.getsize(path)
 

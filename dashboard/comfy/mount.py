@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..api.errors import error_response
 from ..config import ConfigError, Settings
-from ..errors import ApiError, error_response
+from ..errors import DashboardUnavailable
 
 if TYPE_CHECKING:
     from ..services.container import Services
@@ -83,9 +84,9 @@ class Failure:
                   "503 until this is fixed and ComfyUI restarted.", self.reason)
         log.debug("Dashboard start failure", exc_info=exc)
 
-    def error(self) -> ApiError:
-        return ApiError("DASHBOARD_UNAVAILABLE", f"ComfyUI Dashboard failed to start: {self.reason}",
-                        {"reason": self.reason})
+    def error(self) -> DashboardUnavailable:
+        return DashboardUnavailable(f"ComfyUI Dashboard failed to start: {self.reason}",
+                                    {"reason": self.reason})
 
     @web.middleware
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import InvalidWorkflow, QueueFull
 from ..events import EventBus
 
 log = logging.getLogger("dashboard.comfyui")
@@ -53,19 +53,19 @@ def whole_number(number: Any) -> Any:
     return number
 
 
-def queue_full(pending: int, limit: int) -> ApiError:
-    return ApiError("QUEUE_FULL", f"ComfyUI already has {pending} pending prompts (limit {limit})",
-                    {"pending": pending, "limit": limit, "hint": "Wait, or raise DASHBOARD_MAX_QUEUE"})
+def queue_full(pending: int, limit: int) -> QueueFull:
+    return QueueFull(f"ComfyUI already has {pending} pending prompts (limit {limit})",
+                     {"pending": pending, "limit": limit, "hint": "Wait, or raise DASHBOARD_MAX_QUEUE"})
 
 
-def invalid_workflow(error: Any, node_errors: Any) -> ApiError:
+def invalid_workflow(error: Any, node_errors: Any) -> InvalidWorkflow:
     """ComfyUI refused a prompt: its own `error` and `node_errors`, as its `POST /prompt` answers them."""
     message = error.get("message") if isinstance(error, dict) else None
     details = error.get("details") if isinstance(error, dict) else None
     text = f"ComfyUI refused the workflow: {message or 'invalid prompt'}"
     if details and isinstance(details, str):
         text += f" ({details.splitlines()[0][:300]})"
-    return ApiError("INVALID_WORKFLOW", text, {"error": error, "node_errors": node_errors or {}})
+    return InvalidWorkflow(text, {"error": error, "node_errors": node_errors or {}})
 
 
 def queue_entry(item: Sequence[Any]) -> dict[str, Any]:

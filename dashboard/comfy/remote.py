@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ..errors import ApiError
+from ..errors import DashboardError, InvalidRequest, NotFound
 from .backend import ComfyBackend, OutputFile, unavailable
 from .protocol import (
     PRIORITY_KEY,
@@ -159,9 +159,9 @@ class RemoteBackend(ComfyBackend):
             raise unavailable(f"ComfyUI at {self.url} is not responding: {exc.__class__.__name__}") from None
         async with response:
             if response.status == 404:
-                raise ApiError("NOT_FOUND", f"ComfyUI has no {kind} file {filename!r}", where)
+                raise NotFound(f"ComfyUI has no {kind} file {filename!r}", where)
             if response.status in (400, 403):
-                raise ApiError("INVALID_REQUEST", "ComfyUI refused this file name or subfolder", where)
+                raise InvalidRequest("ComfyUI refused this file name or subfolder", where)
             if response.status != 200:
                 raise unavailable(f"ComfyUI at {self.url} answered {response.status} to GET /view")
             yield OutputFile(response.content_type, response.content_length,
@@ -187,7 +187,7 @@ class RemoteBackend(ComfyBackend):
                 if not expect_json:
                     return None
                 return await response.json(content_type=None)
-        except ApiError:
+        except DashboardError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise unavailable(f"ComfyUI at {self.url} is not responding: {exc.__class__.__name__}") from None
@@ -244,7 +244,7 @@ class RemoteBackend(ComfyBackend):
             self._queue_dirty = False
             try:
                 queue = await self.queue()
-            except ApiError:
+            except DashboardError:
                 return
             running = queue["running"]
             current = {"prompt_id": running[0]["prompt_id"], "type": running[0]["type"]} if running else None

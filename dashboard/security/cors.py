@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ApiError, error_response
+from ..api.errors import error_response
+from ..errors import Forbidden
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Version"
 EXPOSED_HEADERS = "X-API-Version, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
@@ -29,7 +30,7 @@ def make_cors(origins: tuple[str, ...]):
         preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
         if preflight:
             if not allowed:
-                return error_response(ApiError("FORBIDDEN", "Origin not allowed", {"origin": origin[:200]}))
+                return error_response(Forbidden("Origin not allowed", {"origin": origin[:200]}))
             response = web.Response(status=204)
             response.headers.update({
                 "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from ..errors import ApiError
+from ..errors import Forbidden, Unauthorized
 from ..services.auth import AuthService
 
 COOKIE = "dashboard_session"
@@ -61,8 +61,8 @@ def make_guard(auth: AuthService | None, cors_origins: tuple[str, ...]):
         changes_state = request.method not in SAFE_METHODS
         upgrading = request.headers.get("Upgrade", "").lower() == "websocket"
         if (changes_state or upgrading) and not origin_allowed(request, cors_origins):
-            raise ApiError("FORBIDDEN", "Requests from another site's page are not allowed",
-                           {"origin": request.headers.get("Origin", "")[:200]})
+            raise Forbidden("Requests from another site's page are not allowed",
+                            {"origin": request.headers.get("Origin", "")[:200]})
         if auth is None:
             return await handler(request)
         route_handler = request.match_info.handler
@@ -72,7 +72,7 @@ def make_guard(auth: AuthService | None, cors_origins: tuple[str, ...]):
         if token is not None:
             try:
                 user = await auth.authenticate(token)
-            except ApiError:
+            except Unauthorized:
                 if not public:
                     raise
         if user is not None:
@@ -80,15 +80,15 @@ def make_guard(auth: AuthService | None, cors_origins: tuple[str, ...]):
         if public:
             return await handler(request)
         if user is None:
-            raise ApiError("UNAUTHORIZED", "Authentication required: log in at /api/auth/login",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthorized("Authentication required: log in at /api/auth/login",
+                               headers={"WWW-Authenticate": "Bearer"})
         if changes_state and not getattr(route_handler, "any_role", False) and user["role"] != "administrator":
-            raise ApiError("FORBIDDEN", "This needs an administrator", {"role": user["role"]})
+            raise Forbidden("This needs an administrator", {"role": user["role"]})
         origin = request.headers.get("Origin")
         if changes_state and via == "cookie" and (
                 origin is None or not same_origin(request, origin) or request.content_type != "application/json"):
-            raise ApiError("FORBIDDEN", "Cookie sessions may change state only from the same origin, with "
-                           "Content-Type: application/json")
+            raise Forbidden("Cookie sessions may change state only from the same origin, with "
+                            "Content-Type: application/json")
         return await handler(request)
 
     return guard

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import ApiError, error_response
+from ..api.errors import error_response
+from ..errors import RateLimitExceeded, Unauthorized
 from ..services.auth import AuthService
 from .guard import request_token
 
@@ -58,7 +59,7 @@ class RateLimiter:
         """The key a request counts against and its limit: its token's if valid, else its address's."""
         token, _via = request_token(request)
         if auth is not None and token is not None:
-            with contextlib.suppress(ApiError):  # an invalid token counts against the address
+            with contextlib.suppress(Unauthorized):  # an invalid token counts against the address
                 return "token:" + auth.verify(token)["jti"], self.authenticated
         return "ip:" + self.client_address(request), self.anonymous
 
@@ -100,8 +101,9 @@ def make_rate_limit(limiter: RateLimiter, auth: AuthService | None):
         if allowed:
             return await handler(request)
         retry = max(1, math.ceil(reset - time.time()))
-        return error_response(ApiError("RATE_LIMIT_EXCEEDED", f"More than {limit} requests a minute",
-                                       {"limit": limit, "retry_after": retry}, headers={"Retry-After": str(retry)}))
+        return error_response(RateLimitExceeded(f"More than {limit} requests a minute",
+                                                {"limit": limit, "retry_after": retry},
+                                                headers={"Retry-After": str(retry)}))
 
     return rate_limit
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
-from ..errors import ApiError, error_response
+from ..api.errors import error_response
+from ..errors import UnsupportedApiVersion
 
 API_VERSION = "1.0.0"
 HEADER = "X-API-Version"
@@ -16,8 +17,7 @@ async def version_middleware(request: web.Request, handler) -> web.StreamRespons
     """Refuse unsupported versions with 400 UNSUPPORTED_API_VERSION; stamp the header."""
     asked = request.headers.get(HEADER)
     if asked is not None and asked.strip().split(".")[0].lstrip("v") != API_VERSION.split(".")[0]:
-        response = error_response(ApiError(
-            "UNSUPPORTED_API_VERSION", f"API version {asked.strip()[:40]!r} is not supported",
+        response = error_response(UnsupportedApiVersion(f"API version {asked.strip()[:40]!r} is not supported",
             {"supported": [API_VERSION], "server_version": __version__}))
     else:
         response = await handler(request)

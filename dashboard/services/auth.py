@@ -31,7 +31,7 @@ from typing import Any
 import jwt
 
 from ..config import ConfigError
-from ..errors import ApiError
+from ..errors import InvalidRequest, NotFound, RateLimitExceeded, Unauthorized
 from ..store import Store
 
 log = logging.getLogger("dashboard.auth")
@@ -142,7 +142,7 @@ class AuthService:
         """Change a user's role; their tokens keep working, with the new role."""
         _check_role(role)
         if not await self.store.set_role(username, role):
-            raise ApiError("NOT_FOUND", "No such user", {"username": username[:100]})
+            raise NotFound("No such user", {"username": username[:100]})
         if username in self._users:
             self._users = {**self._users, username: {**self._users[username], "role": role}}
         self._changed()
@@ -150,7 +150,7 @@ class AuthService:
     async def remove_user(self, username: str) -> None:
         """Remove a user; their tokens stop working."""
         if not await self.store.delete_user(username):
-            raise ApiError("NOT_FOUND", "No such user", {"username": username[:100]})
+            raise NotFound("No such user", {"username": username[:100]})
         self._users = {name: user for name, user in self._users.items() if name != username}
         self._changed()
 
@@ -167,8 +167,8 @@ class AuthService:
         key = (username, address)
         wait = self._lockout(key)
         if wait > 0:
-            raise ApiError("RATE_LIMIT_EXCEEDED", "Too many failed logins; try again later",
-                           {"retry_after": int(wait) + 1}, headers={"Retry-After": str(int(wait) + 1)})
+            raise RateLimitExceeded("Too many failed logins; try again later",
+                                    {"retry_after": int(wait) + 1}, headers={"Retry-After": str(int(wait) + 1)})
         await self.refresh()
         user = self._users.get(username)
         ok = user is not None and await asyncio.get_running_loop().run_in_executor(
@@ -176,7 +176,7 @@ class AuthService:
         if not ok:
             self._failed(key)
             log.warning("Failed login for user %r from %s", username[:64], address)
-            raise ApiError("UNAUTHORIZED", "Wrong username or password")
+            raise Unauthorized("Wrong username or password")
         self._failures.pop(key, None)
         return {"token": self.issue(user), "expires_in": self.token_ttl,
                 "user": {"username": user["username"], "role": user["role"]}}
@@ -197,14 +197,14 @@ class AuthService:
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub", "jti"]})
         except jwt.ExpiredSignatureError:
-            raise ApiError("UNAUTHORIZED", "Token expired; log in again") from None
+            raise Unauthorized("Token expired; log in again") from None
         except jwt.PyJWTError:
-            raise ApiError("UNAUTHORIZED", "Invalid token") from None
+            raise Unauthorized("Invalid token") from None
         if claims["jti"] in self._revoked:
-            raise ApiError("UNAUTHORIZED", "Token revoked; log in again")
+            raise Unauthorized("Token revoked; log in again")
         user = self._users.get(claims["sub"])
         if user is None or claims.get("ver") != user["created_at"]:
-            raise ApiError("UNAUTHORIZED", "This account was removed or replaced; log in again")
+            raise Unauthorized("This account was removed or replaced; log in again")
         return {"username": user["username"], "role": user["role"], "jti": claims["jti"], "exp": claims["exp"]}
 
     async def authenticate(self, token: str) -> dict[str, Any]:
@@ -261,7 +261,7 @@ class AuthService:
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
-        raise ApiError("INVALID_REQUEST", f"Unknown role {role!r}", {"roles": list(ROLES)})
+        raise InvalidRequest(f"Unknown role {role!r}", {"roles": list(ROLES)})
 
 
 def _b64(data: bytes) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..comfy.backend import ComfyBackend
 from ..config import ConfigError, Settings
-from ..errors import ApiError
+from ..errors import DashboardError, PresetAlreadyInstalled
 from ..events import EventBus
 from ..resources import shipped
 from ..store import Store
@@ -110,9 +110,10 @@ class Services:
             try:
                 answer = await self.downloads.install(preset_id)
                 log.info("PRESET_DOWNLOAD: %s %s", preset_id, answer["status"])
-            except ApiError as exc:
-                level = logging.INFO if exc.code == "PRESET_ALREADY_INSTALLED" else logging.ERROR
-                log.log(level, "PRESET_DOWNLOAD: %s: %s", preset_id, exc.message)
+            except PresetAlreadyInstalled as exc:
+                log.info("PRESET_DOWNLOAD: %s: %s", preset_id, exc.message)
+            except DashboardError as exc:
+                log.error("PRESET_DOWNLOAD: %s: %s", preset_id, exc.message)
 
     async def stop(self) -> None:
         """Stop background work; idempotent."""

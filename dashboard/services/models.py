@@ -27,7 +27,15 @@ from typing import Any
 from ..comfy.backend import ComfyBackend
 from ..comfy.extra_paths import add_extra_paths, load_extra_model_paths
 from ..comfy.folders import FOLDER_TYPES, MODEL_EXTENSIONS, canonical_type, standalone_roots
-from ..errors import ApiError, invalid
+from ..errors import (
+    ComfyUIUnavailable,
+    DashboardError,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    ModelNotFound,
+    invalid,
+)
 from .downloads.records import remove_record
 from .model_index import PARTIAL_SUFFIXES, ModelIndex, Row
 from .preset_schema import Preset
@@ -147,13 +155,6 @@ class _Target:
     relpath: str
     unlink: str
     size: int
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ModelService:
@@ -284,7 +285,7 @@ class ModelService:
         errors: list[dict[str, str]] = []
         targets: list[_Target] = []
         for path, outcome in resolved:
-            if isinstance(outcome, _Refused):
+            if isinstance(outcome, DashboardError):
                 errors.append({"path": path, "code": outcome.code, "message": outcome.message})
             else:
                 targets.append(outcome)
@@ -322,10 +323,8 @@ class ModelService:
         """Every string input of every queued or running prompt (`\\` read as `/`)."""
         try:
             queue = await self.backend.queue()
-        except ApiError as exc:
-            if exc.code == "COMFYUI_UNAVAILABLE":
-                return set()  # no ComfyUI, no queue: nothing is in use
-            raise
+        except ComfyUIUnavailable:
+            return set()  # no ComfyUI, no queue: nothing is in use
         names: set[str] = set()
         for item in [*queue.get("running", []), *queue.get("pending", [])]:
             workflow = item.get("workflow") if isinstance(item, dict) else None
@@ -334,33 +333,33 @@ class ModelService:
                     _strings(node["inputs"], names)
         return names
 
-    def _resolve_all(self, paths: list[str]) -> list[tuple[str, _Target | _Refused]]:
+    def _resolve_all(self, paths: list[str]) -> list[tuple[str, _Target | DashboardError]]:
         real_roots = real_model_roots(self.index.roots)
-        resolved: list[tuple[str, _Target | _Refused]] = []
+        resolved: list[tuple[str, _Target | DashboardError]] = []
         for path in paths:
             try:
                 resolved.append((path, self._resolve(path, real_roots)))
-            except _Refused as refused:
+            except DashboardError as refused:
                 resolved.append((path, refused))
             except ValueError:  # not encodable as a file name (a lone surrogate, say)
-                resolved.append((path, _Refused("INVALID_REQUEST", "Not a valid file name")))
+                resolved.append((path, InvalidRequest("Not a valid file name")))
         return resolved
 
     def _resolve(self, path: str, real_roots: set[str]) -> _Target:
-        """What deleting `path` would unlink; raises _Refused. Blocking."""
+        """What deleting `path` would unlink; raises the DashboardError that refuses it. Blocking."""
         if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
-            raise _Refused("INVALID_REQUEST", "Absolute paths are refused: give <type>/<relative path>")
+            raise InvalidRequest("Absolute paths are refused: give <type>/<relative path>")
         parts = path.split("/")
         if len(parts) < 2 or "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
-            raise _Refused("INVALID_REQUEST", "Expected <type>/<relative path> with no '.', '..' or empty parts")
+            raise InvalidRequest("Expected <type>/<relative path> with no '.', '..' or empty parts")
         folder_type, relpath = parts[0], "/".join(parts[1:])
         if folder_type not in self.index.roots:
             folder_type = canonical_type(folder_type) or ""
             if folder_type not in self.index.roots:
-                raise _Refused("INVALID_REQUEST", f"Unknown model type {parts[0]!r}")
+                raise InvalidRequest(f"Unknown model type {parts[0]!r}")
         name = parts[-1]
         if name.endswith(PARTIAL_SUFFIXES) or os.path.splitext(name)[1].lower() not in MODEL_EXTENSIONS:
-            raise _Refused("INVALID_REQUEST", "Not a model file")
+            raise InvalidRequest("Not a model file")
         for root in self.index.roots[folder_type]:
             candidate = os.path.join(root, *parts[1:])
             try:
@@ -370,42 +369,42 @@ class ModelService:
             except NotADirectoryError:
                 continue
             except OSError as exc:
-                raise _Refused("INVALID_REQUEST", f"Cannot read {path}: {exc.strerror}") from None
+                raise InvalidRequest(f"Cannot read {path}: {exc.strerror}") from None
             refusal = outside_model_folders(candidate, real_roots)
             if refusal is not None:
-                raise _Refused("INVALID_REQUEST", refusal)
+                raise InvalidRequest(refusal)
             parent = os.path.realpath(os.path.dirname(candidate))
             size = 0
             if stat.S_ISLNK(info.st_mode):
                 if os.path.isdir(candidate):
-                    raise _Refused("INVALID_REQUEST", "A folder, not a model file; refused")
+                    raise InvalidRequest("A folder, not a model file; refused")
             elif stat.S_ISDIR(info.st_mode):
-                raise _Refused("INVALID_REQUEST", "A folder, not a model file; refused")
+                raise InvalidRequest("A folder, not a model file; refused")
             elif not stat.S_ISREG(info.st_mode):
-                raise _Refused("INVALID_REQUEST", "Not a regular file; refused")
+                raise InvalidRequest("Not a regular file; refused")
             else:
                 size = info.st_size
             return _Target(path, f"{folder_type}/{relpath}", folder_type, relpath,
                            os.path.join(parent, name), size)
-        raise _Refused("MODEL_NOT_FOUND", f"No model {path!r}")
+        raise ModelNotFound(f"No model {path!r}")
 
 
-def _unlink_all(targets: list[_Target]) -> list[_Refused | None]:
+def _unlink_all(targets: list[_Target]) -> list[DashboardError | None]:
     """Unlink each target (blocking); None where it worked. A symlink is removed, never its target."""
-    outcomes: list[_Refused | None] = []
+    outcomes: list[DashboardError | None] = []
     for target in targets:
         try:
             os.unlink(target.unlink)
             remove_record(Path(target.unlink))  # what the dashboard knew of it goes with it
             outcomes.append(None)
         except FileNotFoundError:
-            outcomes.append(_Refused("MODEL_NOT_FOUND", f"No model {target.path!r}"))
+            outcomes.append(ModelNotFound(f"No model {target.path!r}"))
         except IsADirectoryError:
-            outcomes.append(_Refused("INVALID_REQUEST", "A folder, not a model file; refused"))
+            outcomes.append(InvalidRequest("A folder, not a model file; refused"))
         except PermissionError as exc:
-            outcomes.append(_Refused("FORBIDDEN", f"Not allowed to delete {target.path}: {exc.strerror}"))
+            outcomes.append(Forbidden(f"Not allowed to delete {target.path}: {exc.strerror}"))
         except OSError as exc:
-            outcomes.append(_Refused("INTERNAL_ERROR", f"Could not delete {target.path}: {exc.strerror or exc}"))
+            outcomes.append(InternalError(f"Could not delete {target.path}: {exc.strerror or exc}"))
     return outcomes
 
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from huggingface_hub import hf_hub_url
 
-from ..errors import ApiError
+from ..errors import PresetNotFound, PresetUnsupported
 from .catalogue import Catalogue
 from .downloads.records import vouches_for
 from .model_index import ModelIndex
@@ -114,15 +114,16 @@ class PresetService:
         when this ComfyUI lacks a model folder it needs."""
         preset = self.find(preset_id)
         if preset.missing_folders:
-            raise ApiError("PRESET_UNSUPPORTED", f"{preset.name} needs a newer ComfyUI: this one has no model folder "
-                           f"{', '.join(preset.missing_folders)}", {"preset_id": preset_id, **requires(preset)})
+            raise PresetUnsupported(f"{preset.name} needs a newer ComfyUI: this one has no model folder "
+                                    f"{', '.join(preset.missing_folders)}",
+                                    {"preset_id": preset_id, **requires(preset)})
         return preset
 
     def find(self, preset_id: str) -> Preset:
         """The preset with this id, or 404 PRESET_NOT_FOUND."""
         preset = self.catalogue.get(preset_id)
         if preset is None:
-            raise ApiError("PRESET_NOT_FOUND", f"No preset with id {preset_id!r}", {"preset_id": preset_id})
+            raise PresetNotFound(f"No preset with id {preset_id!r}", {"preset_id": preset_id})
         return preset
 
     def is_installed(self, preset: Preset) -> bool:

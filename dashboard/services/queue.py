@@ -15,7 +15,7 @@ from typing import Any
 
 from ..comfy.backend import ComfyBackend, OutputFile
 from ..comfy.protocol import PRIORITY_KEY
-from ..errors import ApiError, invalid
+from ..errors import PromptNotFound, invalid
 from .workflows import WorkflowLibrary, check_api_workflow
 
 #: `execute(workflow=...)` left out (a JSON null is a workflow, an invalid one).
@@ -64,8 +64,8 @@ class QueueService:
                         return _waiting(item, status)
             entry = await self.backend.history(prompt_id)  # it may have finished meanwhile
         if entry is None:
-            raise ApiError("PROMPT_NOT_FOUND", f"ComfyUI knows no prompt {prompt_id!r} (history is lost on restart)",
-                           {"prompt_id": prompt_id})
+            raise PromptNotFound(f"ComfyUI knows no prompt {prompt_id!r} (history is lost on restart)",
+                                 {"prompt_id": prompt_id})
         return history_record(prompt_id, entry)
 
     async def clear(self, kind: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ..comfy.folders import MODEL_EXTENSIONS, canonical_type
-from ..errors import ApiError
+from ..errors import DashboardError, Forbidden, InvalidWorkflow, WorkflowNotFound
 from .catalogue import Catalogue
 from .preset_schema import CATEGORY_BY_TYPE
 from .templates import template_entries, template_models, template_preset_id, templates_dir
@@ -80,9 +80,9 @@ def check_api_workflow(workflow: Any) -> dict[str, Any]:
     Plain checks, no schema library: this runs on every submission.
     """
     if isinstance(workflow, dict) and isinstance(workflow.get("nodes"), list):
-        raise ApiError("INVALID_WORKFLOW", "This is a workflow in ComfyUI's UI format (nodes and links); "
-                       "the API takes the API format: in ComfyUI use Workflow > Export (API)",
-                       {"format": "ui"})
+        raise InvalidWorkflow("This is a workflow in ComfyUI's UI format (nodes and links); "
+                              "the API takes the API format: in ComfyUI use Workflow > Export (API)",
+                              {"format": "ui"})
     if not isinstance(workflow, dict) or not workflow:
         raise _not_api_format(None, "expected a non-empty object of nodes")
     for node_id, node in workflow.items():
@@ -96,10 +96,10 @@ def check_api_workflow(workflow: Any) -> dict[str, Any]:
     return workflow
 
 
-def _not_api_format(node_id: str | None, reason: str) -> ApiError:
+def _not_api_format(node_id: str | None, reason: str) -> InvalidWorkflow:
     where = f"node {node_id}: " if node_id is not None else ""
-    return ApiError("INVALID_WORKFLOW", f"A workflow is an object of nodes, each with a class_type and inputs: "
-                    f"{where}{reason}", {"node": node_id, "reason": reason})
+    return InvalidWorkflow(f"A workflow is an object of nodes, each with a class_type and inputs: "
+                           f"{where}{reason}", {"node": node_id, "reason": reason})
 
 
 def slugify(name: str) -> str:
@@ -212,9 +212,9 @@ class WorkflowLibrary:
         """A copy of the API-format workflow with this id, ready to submit; INVALID_WORKFLOW for templates."""
         entry = await self.require(workflow_id)
         if entry.format != "api":
-            raise ApiError("INVALID_WORKFLOW", f"{entry.id} is an official ComfyUI template in the UI format, "
-                           "which cannot be queued directly: open it in ComfyUI's editor, or save its API export "
-                           "with POST /api/workflows", {"workflow_id": entry.id, "format": entry.format})
+            raise InvalidWorkflow(f"{entry.id} is an official ComfyUI template in the UI format, which cannot be "
+                                  "queued directly: open it in ComfyUI's editor, or save its API export with "
+                                  "POST /api/workflows", {"workflow_id": entry.id, "format": entry.format})
         return copy.deepcopy(entry.workflow)
 
     async def save(self, name: str, workflow: Any, category: str = "Custom", description: str = "",
@@ -281,14 +281,14 @@ class WorkflowLibrary:
         """The workflow with this id, or 404 WORKFLOW_NOT_FOUND."""
         entry = (await self._all()).get(workflow_id)
         if entry is None:
-            raise ApiError("WORKFLOW_NOT_FOUND", f"No workflow with id {workflow_id!r}", {"workflow_id": workflow_id})
+            raise WorkflowNotFound(f"No workflow with id {workflow_id!r}", {"workflow_id": workflow_id})
         return entry
 
     @staticmethod
     def _writable(entry: Workflow, verb: str) -> Workflow:
         if entry.source != "user":
-            raise ApiError("FORBIDDEN", f"{entry.id} is a {entry.source} workflow and cannot be {verb}; "
-                           "save a copy with POST /api/workflows", {"workflow_id": entry.id, "source": entry.source})
+            raise Forbidden(f"{entry.id} is a {entry.source} workflow and cannot be {verb}; "
+                            "save a copy with POST /api/workflows", {"workflow_id": entry.id, "source": entry.source})
         return entry
 
     async def _all(self) -> dict[str, Workflow]:
@@ -327,8 +327,8 @@ class WorkflowLibrary:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, _read_json, entry.file)
         except (OSError, ValueError) as exc:
-            raise ApiError("WORKFLOW_NOT_FOUND", f"Workflow {entry.id} could not be read: {exc}",
-                           {"workflow_id": entry.id}) from None
+            raise WorkflowNotFound(f"Workflow {entry.id} could not be read: {exc}",
+                                   {"workflow_id": entry.id}) from None
 
     async def _write(self, path: Path, data: dict[str, Any]) -> None:
         await asyncio.get_running_loop().run_in_executor(None, _write_json, path, data)
@@ -377,8 +377,8 @@ def _load_dir(folder: Path, source: str) -> _Loaded:
     for path in files:
         try:
             entry = _load_file(path, source)
-        except (OSError, ValueError, ApiError) as exc:
-            message = exc.message if isinstance(exc, ApiError) else str(exc)
+        except (OSError, ValueError, DashboardError) as exc:
+            message = exc.message if isinstance(exc, DashboardError) else str(exc)
             loaded.errors.append({"file": f"{source}:{path.name}", "error": message[:300]})
             continue
         loaded.workflows[entry.id] = entry

@@ -25,7 +25,18 @@ from typing import Any
 
 import aiohttp
 
-from ...errors import ApiError, invalid
+from ...errors import (
+    DashboardError,
+    DownloadConflict,
+    DownloadFailed,
+    DownloadNotFound,
+    InsufficientStorage,
+    InternalError,
+    ModelNotFound,
+    OutsideModelFolders,
+    PresetAlreadyInstalled,
+    invalid,
+)
 from ...events import Event, EventBus
 from ...store import Store
 from ..model_index import ModelIndex
@@ -35,7 +46,7 @@ from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobSt
 from .limits import Limits, LimitSettings
 from .lock import PartLock
 from .planner import Planner, preset_file
-from .sources import Tokens, download_failed
+from .sources import Tokens
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
 from .verify import verify_files
@@ -135,8 +146,8 @@ class DownloadManager:
                 return self._install_answer(job)
         await self.models.refresh(force=True)
         if not force and self.presets.is_installed(preset):
-            raise ApiError("PRESET_ALREADY_INSTALLED", f"{preset.name} is already installed",
-                           {"preset_id": preset_id, "hint": "use force to fetch unverified files again"})
+            raise PresetAlreadyInstalled(f"{preset.name} is already installed",
+                                         {"preset_id": preset_id, "hint": "use force to fetch unverified files again"})
         files = self.planner.missing_files(preset, force)
         if not files:
             return {"status": "installed", "preset_id": preset_id, "download_id": None,
@@ -229,7 +240,7 @@ class DownloadManager:
         paths = list(dict.fromkeys(paths))
         unknown = [path for path in paths if self.models.default_root(path.partition("/")[0]) is None]
         if unknown:
-            raise ApiError("MODEL_NOT_FOUND", f"No model folder for {unknown[0]!r}", {"path": unknown[0]})
+            raise ModelNotFound(f"No model folder for {unknown[0]!r}", {"path": unknown[0]})
         targets = {path: self.planner.target(path) for path in paths}
         outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, targets)
         if outside:
@@ -286,13 +297,13 @@ class DownloadManager:
     def _require(self, download_id: str) -> Job:
         job = self.jobs.get(download_id)
         if job is None:
-            raise ApiError("DOWNLOAD_NOT_FOUND", f"No download with id {download_id!r}", {"download_id": download_id})
+            raise DownloadNotFound(f"No download with id {download_id!r}", {"download_id": download_id})
         return job
 
     @staticmethod
-    def _conflict(job: Job, action: str) -> ApiError:
-        return ApiError("DOWNLOAD_CONFLICT", f"Cannot {action} a download that is {job.status}",
-                        {"download_id": job.id, "status": job.status})
+    def _conflict(job: Job, action: str) -> DownloadConflict:
+        return DownloadConflict(f"Cannot {action} a download that is {job.status}",
+                                {"download_id": job.id, "status": job.status})
 
     def _measure_parts(self) -> None:
         for job in self.jobs.values():
@@ -300,7 +311,7 @@ class DownloadManager:
                 continue
             for f in job.files:
                 if f.status == FileStatus.PENDING:
-                    with contextlib.suppress(OSError, ApiError):
+                    with contextlib.suppress(OSError, DashboardError):
                         f.done_bytes = bytes_held(self.planner.target(f.path))
 
     def _pump(self) -> None:
@@ -330,8 +341,7 @@ class DownloadManager:
                 target = self.planner.target(f.path)
                 outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, {f.path: target})
                 if outside:
-                    raise download_failed(f"{f.path} is not written: {outside[f.path]}",
-                                          reason="outside_model_folders")
+                    raise OutsideModelFolders(f"{f.path} is not written: {outside[f.path]}")
                 installed_at = time.time()
                 result = await self.transfer.fetch(
                     target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections),
@@ -348,14 +358,14 @@ class DownloadManager:
             if f.status == FileStatus.DOWNLOADING:
                 f.status = FileStatus.PENDING
             raise
-        except ApiError as exc:
+        except DashboardError as exc:
             await self._fail(job, f, exc)
         except (sqlite3.Error, OSError) as exc:  # the database or a record could not be written
             await self._fail(job, f, storage_failure(exc, self.store.path))
         except Exception as exc:
             log.exception("Download of %s failed", f.path)
-            await self._fail(job, f, ApiError("DOWNLOAD_FAILED", f"Unexpected error: {exc.__class__.__name__}",
-                                              {"file": f.path}))
+            await self._fail(job, f, DownloadFailed(f"Unexpected error: {exc.__class__.__name__}",
+                                                    {"file": f.path}))
         finally:
             self._running.pop((job.id, f.path), None)
             if f.status == FileStatus.DOWNLOADING:
@@ -372,9 +382,9 @@ class DownloadManager:
             self._complete_event(job, "success")
         self._pump()
 
-    async def _fail(self, job: Job, f: FileTask, error: ApiError) -> None:
+    async def _fail(self, job: Job, f: FileTask, error: DashboardError) -> None:
         """A file failed: so does its job, in memory and events even when the database cannot be written."""
-        f.status, f.error = FileStatus.FAILED, {"code": error.code, "message": error.message, "details": error.details}
+        f.status, f.error = FileStatus.FAILED, error.to_dict()["error"]
         await self._persist(self.store.update_file(job.id, f.path, status=FileStatus.FAILED, error=f.error))
         if job.status not in RUNNABLE:
             return
@@ -442,17 +452,17 @@ class DownloadManager:
         }, "downloads")
 
 
-def storage_failure(exc: BaseException, database: Path) -> ApiError:
+def storage_failure(exc: BaseException, database: Path) -> DashboardError:
     """The error for a write of the download state that failed: a full disk is INSUFFICIENT_STORAGE."""
     full = getattr(exc, "errno", None) == errno.ENOSPC or "full" in str(exc).lower()
     if full:
-        return ApiError("INSUFFICIENT_STORAGE", "The disk is full: the download state could not be written; "
-                        "free some space and resume", {"reason": "disk_full", "database": str(database)})
-    return ApiError("INTERNAL_ERROR", f"The download state could not be written: {exc}",
-                    {"reason": "storage_error", "database": str(database)})
+        return InsufficientStorage("The disk is full: the download state could not be written; "
+                                   "free some space and resume", {"reason": "disk_full", "database": str(database)})
+    return InternalError(f"The download state could not be written: {exc}",
+                         {"reason": "storage_error", "database": str(database)})
 
 
-def _failure_details(path: str, error: ApiError) -> dict[str, Any]:
+def _failure_details(path: str, error: DashboardError) -> dict[str, Any]:
     """A failed file's error details as the API words them: `file` is its model-folder path and
     `error` the reason; a repository's own name for the file is kept as `repo_file`."""
     details = {**error.details, "file": path, "error": error.message}

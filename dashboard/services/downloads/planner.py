@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ...errors import ApiError, invalid
+from ...errors import DownloadFailed, InsufficientStorage, invalid
 from ..model_index import ModelIndex
 from ..models import outside_model_folders, real_model_roots
 from ..preset_schema import Preset, PresetFile
@@ -72,7 +72,7 @@ class Planner:
         folder, _, relpath = path.partition("/")
         root = self.models.default_root(folder)
         if root is None:
-            raise ApiError("DOWNLOAD_FAILED", f"No model folder for {folder!r}", {"path": path})
+            raise DownloadFailed(f"No model folder for {folder!r}", {"path": path})
         return root.joinpath(*relpath.split("/"))
 
     def outside(self, targets: dict[str, Path | str]) -> dict[str, str]:
@@ -107,8 +107,9 @@ class Planner:
             for probe, missing in needed.values():
                 free = shutil.disk_usage(probe).free
                 if free < missing + DISK_MARGIN:
-                    raise ApiError("INSUFFICIENT_STORAGE", "Not enough disk space for this preset",
-                                   {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free), "path": str(probe)})
+                    raise InsufficientStorage("Not enough disk space for this preset",
+                                              {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free),
+                                               "path": str(probe)})
 
         await asyncio.get_running_loop().run_in_executor(None, check)
 

@@ -27,11 +27,12 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 
+from ...errors import NetworkFailure
 from .budget import Bandwidth, Connections
 from .limits import download_threads
 from .rangefile import RangeFile, RangeStream
 from .ranges import RangePlan, Segment
-from .sources import Resolved, RetryableError, as_retryable, check_status, download_failed, request
+from .sources import Resolved, RetryableError, as_retryable, check_status, request
 
 log = logging.getLogger("dashboard.downloads")
 
@@ -167,8 +168,8 @@ class SegmentedFetch:
                     failures = 1 if segment.pos > before else failures + 1  # the budget resets when bytes flow
                     self.plan.release(segment)
                     if failures >= self.transfer.retry.attempts:
-                        raise download_failed(f"Gave up after {failures} tries: {error}", reason="network",
-                                              error=str(error)) from None
+                        raise NetworkFailure(f"Gave up after {failures} tries: {error}",
+                                             {"error": str(error)}) from None
                     delay = self.transfer.retry.delay(failures, error.retry_after)
                     log.info("Range %d-%d: retrying in %.1f s: %s", segment.pos, segment.end, delay, error)
                     await asyncio.sleep(delay)

@@ -32,7 +32,20 @@ from huggingface_hub.errors import (
 )
 from yarl import URL
 
-from ...errors import ApiError
+from ...errors import (
+    AccessRefused,
+    DashboardError,
+    GatedModel,
+    HttpFailure,
+    InsufficientStorage,
+    Offline,
+    RemoteNotFound,
+    RepositoryNotFound,
+    RevisionNotFound,
+    TokenRefused,
+    TooManyRedirects,
+    WriteFailure,
+)
 
 CIVITAI_HOSTS = ("civitai.com",)
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -112,22 +125,17 @@ def as_retryable(exc: BaseException) -> RetryableError:
     return RetryableError(f"connection lost: {exc.__class__.__name__}")
 
 
-def download_failed(message: str, **details: Any) -> ApiError:
-    """A DOWNLOAD_FAILED error with details a user can act on."""
-    return ApiError("DOWNLOAD_FAILED", message, details)
-
-
-def write_failure(error: BaseException | None, path: Path) -> ApiError:
+def write_failure(error: BaseException | None, path: Path) -> DashboardError:
     """The error for a `.part` that could not be written: a full disk is INSUFFICIENT_STORAGE."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return ApiError("INSUFFICIENT_STORAGE", "The disk filled up while downloading", {"file": path.name})
-    return download_failed(f"Could not write {path.name}: {error}", reason="write_error")
+        return InsufficientStorage("The disk filled up while downloading", {"file": path.name})
+    return WriteFailure(f"Could not write {path.name}: {error}")
 
 
 async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession) -> Resolved:
     """Find the URL, size and expected hashes of a file described by a preset file `spec`.
 
-    Raises ApiError DOWNLOAD_FAILED for what retrying cannot fix, RetryableError otherwise.
+    Raises DownloadFailed for what retrying cannot fix, RetryableError otherwise.
     """
     if spec.get("repo"):
         resolved = await _resolve_hf(spec, tokens)
@@ -147,39 +155,32 @@ async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
         meta = await loop.run_in_executor(None, lambda: get_hf_file_metadata(
             url, token=tokens.hf_token or False, timeout=20, endpoint=tokens.hf_endpoint))
     except GatedRepoError:
-        model_page = f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}"
+        details = {"token": "HF_TOKEN", "model_page": f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}", **where}
         if tokens.hf_token:
-            raise download_failed(
-                f"Hugging Face refused HF_TOKEN for {repo}: the token is not valid, or its account has not "
-                f"accepted the licence on the model page",
-                reason="token_refused", token="HF_TOKEN", model_page=model_page, **where) from None
-        raise download_failed(
-            f"{repo} is gated: accept its licence on the model page and set HF_TOKEN",
-            reason="gated", token="HF_TOKEN", model_page=model_page, **where) from None
+            raise TokenRefused(f"Hugging Face refused HF_TOKEN for {repo}: the token is not valid, or its account has "
+                               f"not accepted the licence on the model page", details) from None
+        raise GatedModel(f"{repo} is gated: accept its licence on the model page and set HF_TOKEN", details) from None
     except RevisionNotFoundError:
-        raise download_failed(f"Revision {revision!r} of {repo} does not exist", reason="revision_not_found",
-                              **where) from None
+        raise RevisionNotFound(f"Revision {revision!r} of {repo} does not exist", where) from None
     except EntryNotFoundError:
-        raise download_failed(f"{file} does not exist in {repo} at {revision}", reason="file_not_found",
-                              **where) from None
+        raise RemoteNotFound(f"{file} does not exist in {repo} at {revision}", where) from None
     except RepositoryNotFoundError:
         access = "HF_TOKEN has no access to it" if tokens.hf_token else "set HF_TOKEN if you have access"
-        raise download_failed(f"Repository {repo} does not exist, or it is private: {access}",
-                              reason="repository_not_found", token="HF_TOKEN", **where) from None
+        raise RepositoryNotFound(f"Repository {repo} does not exist, or it is private: {access}",
+                                 {"token": "HF_TOKEN", **where}) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
             refused = "refused HF_TOKEN for" if tokens.hf_token else "refused"
-            raise download_failed(f"Hugging Face {refused} {repo}/{file} ({status}): check HF_TOKEN",
-                                  reason="token_refused" if tokens.hf_token else "unauthorized",
-                                  token="HF_TOKEN", **where) from None
+            kind = TokenRefused if tokens.hf_token else AccessRefused
+            raise kind(f"Hugging Face {refused} {repo}/{file} ({status}): check HF_TOKEN",
+                       {"token": "HF_TOKEN", **where}) from None
         if status is not None and status < 500 and status not in (408, 429):
-            raise download_failed(f"Hugging Face answered {status} for {repo}/{file}", reason="http_error",
-                                  status=status, **where) from None
+            raise HttpFailure(f"Hugging Face answered {status} for {repo}/{file}",
+                              {"status": status, **where}) from None
         raise RetryableError(f"Hugging Face answered {status} for {repo}/{file}") from None
     except OfflineModeIsEnabled:
-        raise download_failed(f"HF_HUB_OFFLINE is set: {repo}/{file} cannot be downloaded", reason="offline",
-                              **where) from None
+        raise Offline(f"HF_HUB_OFFLINE is set: {repo}/{file} cannot be downloaded", where) from None
     except NETWORK_ERRORS:  # connection refused, name resolution, timeouts: worth another try
         raise RetryableError(unreachable(url, "HF_ENDPOINT")) from None
     etag = (meta.etag or "").lower() or None
@@ -193,10 +194,9 @@ async def _resolve_url(url: str, tokens: Tokens, session: aiohttp.ClientSession)
         async with await request(session, "HEAD", url, tokens) as response:
             if response.status in (401, 403):
                 hint = "CIVITAI_TOKEN" if "civitai" in url else None
-                raise download_failed(f"{url} refused the download ({response.status})", reason="unauthorized",
-                                      url=url, token=hint)
+                raise AccessRefused(f"{url} refused the download ({response.status})", {"url": url, "token": hint})
             if response.status == 404:
-                raise download_failed(f"{url} does not exist", reason="file_not_found", url=url)
+                raise RemoteNotFound(f"{url} does not exist", {"url": url})
             if response.status >= 400:  # some servers refuse HEAD: the GET will tell
                 return Resolved(url, None, None, None, None, None)
             size = response.headers.get("Content-Length")
@@ -221,7 +221,7 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, tokens:
             response.release()
             continue
         return response
-    raise download_failed(f"Too many redirects for {url}", reason="too_many_redirects", url=url)
+    raise TooManyRedirects(f"Too many redirects for {url}", {"url": url})
 
 
 def check_status(response: aiohttp.ClientResponse, resolved: Resolved) -> None:
@@ -232,12 +232,11 @@ def check_status(response: aiohttp.ClientResponse, resolved: Resolved) -> None:
     if response.status in RETRY_STATUSES:
         raise RetryableError(f"server answered {response.status}", retry_after(response.headers.get("Retry-After")))
     if response.status in (401, 403):
-        raise download_failed(f"{resolved.url} refused the download ({response.status}); check your token",
-                              reason="unauthorized", url=resolved.url, status=response.status)
+        raise AccessRefused(f"{resolved.url} refused the download ({response.status}); check your token",
+                            {"url": resolved.url, "status": response.status})
     if response.status == 404:
-        raise download_failed(f"{resolved.url} does not exist", reason="file_not_found", url=resolved.url)
-    raise download_failed(f"{resolved.url} answered {response.status}", reason="http_error", url=resolved.url,
-                          status=response.status)
+        raise RemoteNotFound(f"{resolved.url} does not exist", {"url": resolved.url})
+    raise HttpFailure(f"{resolved.url} answered {response.status}", {"url": resolved.url, "status": response.status})
 
 
 def retry_after(value: str | None) -> float | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from ...errors import ApiError
+from ...errors import DashboardError, HashMismatch, InsufficientStorage, NetworkFailure
 from .budget import Bandwidth, Connections
 from .limits import download_threads
 from .lock import PartLock
@@ -45,7 +45,6 @@ from .sources import (
     Tokens,
     as_retryable,
     check_status,
-    download_failed,
     request,
     resolve,
     write_failure,
@@ -124,7 +123,7 @@ class Transfer:
         bytes arrive. The installed file gets its record (`records.py`, with `record`'s fields)
         before the lock is let go, so a process waiting for it finds the file verified.
 
-        Raises ApiError (DOWNLOAD_FAILED, INSUFFICIENT_STORAGE). Cancelling keeps the `.part`. Only
+        Raises DownloadFailed or InsufficientStorage. Cancelling keeps the `.part`. Only
         the process holding the `.part`'s lock writes it: while another one does, this one waits,
         reporting the other's progress, and then takes over what is left, if anything.
         """
@@ -162,10 +161,9 @@ class Transfer:
             await asyncio.get_running_loop().run_in_executor(None, remove_partial, target)
             if attempt == 1:
                 log.warning("%s: hash mismatch, fetching it again from scratch", target.name)
-        raise download_failed(
-            f"{target.name} did not match its expected hash twice; the source may be corrupt",
-            reason="hash_mismatch", file=target.name, expected=resolved.sha256 or resolved.git_sha1,
-            actual=result.sha256)
+        raise HashMismatch(f"{target.name} did not match its expected hash twice; the source may be corrupt",
+                           {"file": target.name, "expected": resolved.sha256 or resolved.git_sha1,
+                            "actual": result.sha256})
 
     def _segmentable(self, resolved: Resolved) -> bool:
         """Whether splitting could help: a known size of at least two pieces, and more than one connection."""
@@ -289,7 +287,7 @@ class Transfer:
                 error = as_retryable(exc)
             attempt = 1 if bytes_done() > before else attempt + 1  # the budget resets when bytes flow
             if attempt >= self.retry.attempts:
-                raise download_failed(f"Gave up after {attempt} tries: {error}", reason="network", error=str(error))
+                raise NetworkFailure(f"Gave up after {attempt} tries: {error}", {"error": str(error)})
             delay = self.retry.delay(attempt, error.retry_after)
             log.info("Retrying in %.1f s: %s", delay, error)
             await asyncio.sleep(delay)
@@ -380,8 +378,8 @@ def _prepare(target: Path, resolved: Resolved, ranges: bool) -> Extents:
         needed = resolved.size - held.total() + DISK_MARGIN
         free = shutil.disk_usage(target.parent).free
         if free < needed:
-            raise ApiError("INSUFFICIENT_STORAGE", f"Not enough disk space for {target.name}",
-                           {"file": target.name, "needed_bytes": needed, "free_bytes": free})
+            raise InsufficientStorage(f"Not enough disk space for {target.name}",
+                                      {"file": target.name, "needed_bytes": needed, "free_bytes": free})
     _write_sidecar(sidecar, {**meta, "ranges": held.as_list()} if ranges else meta)
     return held
 
@@ -471,7 +469,7 @@ class _Writer:
             raise self._failure()
         return result
 
-    def _failure(self) -> ApiError:
+    def _failure(self) -> DashboardError:
         return write_failure(self._error, self.path)
 
     # -- in the writer thread --

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ...errors import ApiError
+from ...errors import ModelInUse
 from ...store import Store
 from ..model_index import ModelFile
 from ..preset_schema import Preset
@@ -37,8 +37,8 @@ class Uninstaller:
             return
         used = await self.in_use([m.path for m in await self.removable(preset)])
         if used:
-            raise ApiError("MODEL_IN_USE", f"A queued or running prompt uses {len(used)} of {preset.name}'s "
-                           "files; use force to uninstall it anyway", {"preset_id": preset.id, "paths": used})
+            raise ModelInUse(f"A queued or running prompt uses {len(used)} of {preset.name}'s "
+                             "files; use force to uninstall it anyway", {"preset_id": preset.id, "paths": used})
 
     async def uninstall(self, preset: Preset) -> dict[str, Any]:
         """Delete the preset's removable files (never through a symlink out of the model folders)."""

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ...errors import ApiError
+from ...errors import ModelNotFound
 from .limits import download_threads
 from .records import write_record
 
@@ -35,7 +35,7 @@ async def verify_files(paths: list[str], targets: dict[str, Path], installed: di
             try:
                 sha256 = await loop.run_in_executor(pool, _sha256, targets[path])
             except FileNotFoundError:
-                raise ApiError("MODEL_NOT_FOUND", f"No model {path!r}", {"path": path}) from None
+                raise ModelNotFound(f"No model {path!r}", {"path": path}) from None
             expected = record.get("sha256") if record else None
             status = "unverified" if expected is None else "ok" if sha256 == expected else "damaged"
             if status == "ok":

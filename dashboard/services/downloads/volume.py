@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ...errors import ApiError
+from ...errors import DashboardError
 from ...events import EventBus
 from ...store import Store
 from ..model_index import ModelIndex
@@ -80,7 +80,7 @@ class VolumeRecords:
 
     def _write_missing(self, installed: dict[str, dict[str, Any]]) -> None:
         for path, record in installed.items():
-            with contextlib.suppress(OSError, ApiError):
+            with contextlib.suppress(OSError, DashboardError):
                 target = self.planner.target(path)
                 if target.stat().st_size == record["size"]:
                     write_record(target, record)
