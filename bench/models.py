@@ -150,7 +150,7 @@ async def _measure(server: ThreadedServer, services, args):
 
 
 async def _reset(services) -> None:
-    services.models.reset()
+    services.index.reset()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ import logging
 
 from aiohttp import web
 
-from .api.tables import TABLES
 from .api.context import HUB, OPERATIONS, RATE_LIMITER, SERVICES
 from .api.errors import error_middleware
 from .api.openapi import all_operations
+from .api.tables import TABLES
 from .comfy.backend import ComfyBackend, UnavailableBackend
 from .comfy.remote import RemoteBackend
 from .config import Settings

@@ -53,7 +53,7 @@ async def delete(client, body, status: int = 200):
 
 def fresh(client) -> None:
     """Every request sees the disk as it is now (the index otherwise refreshes at most once a second)."""
-    client.app[SERVICES].models.max_age = 0
+    client.app[SERVICES].index.max_age = 0
 
 
 def paths(body) -> list[str]:
@@ -530,7 +530,7 @@ class CountingScandir:
 async def test_repeated_listing_does_not_walk_the_disk(client, settings, monkeypatch):
     for i in range(50):
         put(settings.models_dir, f"loras/p{i % 5}/m{i}.safetensors")
-    client.app[SERVICES].models.max_age = 3600
+    client.app[SERVICES].index.max_age = 3600
     first = await get_json(client, "/api/models")
     scans = CountingScandir(monkeypatch)
     stats: list[str] = []

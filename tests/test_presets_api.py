@@ -90,7 +90,7 @@ async def test_unknown_preset_is_404(client):
 
 
 async def test_installed_when_every_required_file_is_present(client, settings):
-    client.app[SERVICES].models.max_age = 0
+    client.app[SERVICES].index.max_age = 0
     status = await get_json(client, f"/api/presets/{WAN}/status")
     assert status["status"] == "not_installed" and status["files"] == {"total": 3, "completed": 0, "failed": 0}
     put(settings, WAN_FILES[0])
@@ -110,7 +110,7 @@ async def test_installed_when_every_required_file_is_present(client, settings):
 
 
 async def test_files_in_legacy_folders_count(client, settings):
-    client.app[SERVICES].models.max_age = 0
+    client.app[SERVICES].index.max_age = 0
     put(settings, "unet/wan2.2_ti2v_5B_fp16.safetensors")
     put(settings, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     put(settings, "vae/wan2.2_vae.safetensors")
@@ -118,7 +118,7 @@ async def test_files_in_legacy_folders_count(client, settings):
 
 
 async def test_empty_or_partial_downloads_do_not_count(client, settings):
-    client.app[SERVICES].models.max_age = 0
+    client.app[SERVICES].index.max_age = 0
     for path in WAN_FILES:
         put(settings, path)
     (settings.models_dir / WAN_FILES[0]).write_bytes(b"")

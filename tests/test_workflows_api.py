@@ -198,7 +198,7 @@ async def test_requirements_name_missing_models_and_the_presets_that_provide_the
 
     for path in body["missing"]:
         put_model(settings, path)
-    client.app[SERVICES].models.invalidate()  # the index re-scans at most once a second otherwise
+    client.app[SERVICES].index.invalidate()  # the index re-scans at most once a second otherwise
     installed = await call(client, "GET", "/api/workflows/wan22_5b_text_to_video/requirements")
     assert installed["satisfied"] is True and installed["missing"] == [] and not installed["presets"]
     assert all(m["installed"] for m in installed["models"])

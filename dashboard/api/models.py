@@ -46,7 +46,7 @@ DELETE_RESULT = obj(deleted=INTEGER, space_freed_gb=NUMBER, space_freed_bytes=IN
                "`total_size_gb` count every match, not only this page. `preset` is the first installed preset "
                "(by id) that has the file. `problems` lists folders or files that could not be read.")
 async def list_models(request: web.Request, params: dict) -> web.Response:
-    body = await services(request).inventory.list(
+    body = await services(request).models.list(
         folder_type=params.get("type"), search=params.get("search"), sort=params.get("sort", "path"),
         order=params.get("order", "asc"), limit=params.get("limit", 1000), offset=params.get("offset", 0))
     return web.json_response(body)
@@ -55,7 +55,7 @@ async def list_models(request: web.Request, params: dict) -> web.Response:
 @routes.get("/api/models/types", summary="Model folder types with their model counts", response=MODEL_TYPES,
             description="Every folder type the dashboard (or ComfyUI) knows, empty ones included.")
 async def model_types(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).inventory.types())
+    return web.json_response(await services(request).models.types())
 
 
 VERIFY_BODY = {**obj(required=[], additional=False,
@@ -86,5 +86,5 @@ async def verify_models(request: web.Request, params: dict) -> web.Response:
                            "(a queued or running prompt names it; `force: true` deletes it anyway) or "
                            "`FORBIDDEN` (the file system refused). A symlink is removed, never its target.")
 async def delete_models(request: web.Request, params: dict) -> web.Response:
-    body = await services(request).inventory.delete(params["paths"], force=params.get("force", False))
+    body = await services(request).models.delete(params["paths"], force=params.get("force", False))
     return web.json_response(body)

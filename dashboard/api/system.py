@@ -49,4 +49,4 @@ STORAGE = obj(
             description="`workspace` is the volume holding the models folder, read now (null if it cannot be "
                         "read); `by_type` counts the models of every folder type, empty ones included.")
 async def system_storage(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).inventory.storage())
+    return web.json_response(await services(request).models.storage())

@@ -46,25 +46,25 @@ class Services:
         backend.attach(self.bus, settings.max_queue)
         self.system = SystemMonitor(self.bus, backend, settings.models_dir, settings.status_interval,
                                     GpuReader(settings.cuda_visible_devices))
-        self.models = ModelIndex(backend.model_roots()
-                                 or standalone_model_roots(settings.models_dir, settings.extra_model_paths))
-        self.catalogue = Catalogue(SHIPPED_PRESETS, settings.data_dir / "presets", set(self.models.roots),
+        self.index = ModelIndex(backend.model_roots()
+                                or standalone_model_roots(settings.models_dir, settings.extra_model_paths))
+        self.catalogue = Catalogue(SHIPPED_PRESETS, settings.data_dir / "presets", set(self.index.roots),
                                    templates=settings.official_templates)
-        self.presets = PresetService(self.catalogue, self.models, settings.hf_endpoint)
-        self.inventory = ModelService(self.models, self.presets, backend, self.system)
+        self.presets = PresetService(self.catalogue, self.index, settings.hf_endpoint)
+        self.models = ModelService(self.index, self.presets, backend, self.system)
         self.store = Store(settings.data_dir / "dashboard.db")
         self.downloads = DownloadManager(
-            self.store, self.bus, self.presets, self.models,
+            self.store, self.bus, self.presets, self.index,
             Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token),
             max_downloads=settings.max_downloads, read_timeout=settings.read_timeout,
-            forget_folder=backend.forget_model_folder, in_use=self.inventory.in_use,
+            forget_folder=backend.forget_model_folder, in_use=self.models.in_use,
             limits=Limits(LimitSettings(settings.max_bandwidth, settings.connections_per_file,
                                         settings.max_connections, settings.yield_to_generation,
                                         settings.yield_share)))
         self.presets.progress = self.downloads
         self.presets.verified = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
-                                         self.models, templates=settings.official_templates)
+                                         self.index, templates=settings.official_templates)
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password) if settings.enable_auth else None
@@ -98,7 +98,7 @@ class Services:
         """Inside ComfyUI, read its model folders again now: custom nodes loaded after this one add some."""
         roots = self.backend.model_roots()
         if roots:
-            self.models.roots = {name: list(paths) for name, paths in roots.items()}
+            self.index.roots = {name: list(paths) for name, paths in roots.items()}
             self.catalogue.set_folder_types(set(roots))
 
     async def install_requested(self, preset_ids: tuple[str, ...]) -> None:

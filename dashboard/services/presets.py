@@ -32,9 +32,9 @@ class FileState:
 class PresetService:
     """Lists, finds and reports on presets."""
 
-    def __init__(self, catalogue: Catalogue, models: ModelIndex, hf_endpoint: str | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, index: ModelIndex, hf_endpoint: str | None = None) -> None:
         self.catalogue = catalogue
-        self.models = models
+        self.index = index
         self.hf_endpoint = hf_endpoint
         self.progress: InstallProgress | None = None
         #: Files the download manager fetched and verified: path -> {size, sha256, ...}.
@@ -43,7 +43,7 @@ class PresetService:
     async def refresh(self) -> None:
         """Bring the catalogue and the model index up to date (both throttled, both off the loop)."""
         await self.catalogue.refresh()
-        await self.models.refresh()
+        await self.index.refresh()
 
     async def list(self, category: str | None = None, type_: str | None = None, installed: bool | None = None,
                    search: str | None = None) -> dict[str, Any]:
@@ -133,7 +133,7 @@ class PresetService:
     def file_states(self, preset: Preset) -> list[FileState]:
         states = []
         for f in preset.files:
-            model = self.models.get(f.path)
+            model = self.index.get(f.path)
             record = self.verified.get(f.path)
             damaged = False
             if model is None or model.size == 0:

@@ -168,14 +168,14 @@ class _Loaded:
 
 
 class WorkflowLibrary:
-    """Lists, reads, saves and checks workflows. `models` is the ModelIndex (`refresh()`, `get(path)`)."""
+    """Lists, reads, saves and checks workflows. `index` is the ModelIndex (`refresh()`, `get(path)`)."""
 
-    def __init__(self, shipped_dir: Path, user_dir: Path, catalogue: Catalogue, models: Any,
+    def __init__(self, shipped_dir: Path, user_dir: Path, catalogue: Catalogue, index: Any,
                  templates: bool = True) -> None:
         self.shipped_dir = shipped_dir
         self.user_dir = user_dir
         self.catalogue = catalogue
-        self.models = models
+        self.index = index
         self.use_templates = templates
         self._shipped: _Loaded | None = None
         self._templates: _Loaded | None = None
@@ -258,7 +258,7 @@ class WorkflowLibrary:
         """The model files a workflow loads, which are missing, and the presets that provide them."""
         entry = await self.require(workflow_id)
         models = required_models(await self._content(entry), entry.format)
-        await self.models.refresh()
+        await self.index.refresh()
         await self.catalogue.refresh()
         providers: dict[str, list[str]] = {}
         for preset in self.catalogue.presets.values():
@@ -267,7 +267,7 @@ class WorkflowLibrary:
         missing: list[str] = []
         coverage: dict[str, int] = {}
         for model in models:
-            model["installed"] = self.models.get(model["path"]) is not None
+            model["installed"] = self.index.get(model["path"]) is not None
             model["presets"] = _ranked(providers.get(model["path"], []), entry.preset)
             if not model["installed"]:
                 missing.append(model["path"])

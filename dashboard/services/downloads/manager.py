@@ -60,7 +60,7 @@ EVENT_INTERVAL = 0.25
 class DownloadManager:
     """Owns every download job; see the module docstring."""
 
-    def __init__(self, store: Store, bus: EventBus, presets: PresetService, models: ModelIndex, tokens: Tokens,
+    def __init__(self, store: Store, bus: EventBus, presets: PresetService, index: ModelIndex, tokens: Tokens,
                  max_downloads: int = 2, read_timeout: float = 60, retry: RetryPolicy | None = None,
                  forget_folder: Callable[[str], None] = lambda folder: None,
                  in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None,
@@ -68,7 +68,7 @@ class DownloadManager:
         self.store = store
         self.bus = bus
         self.presets = presets
-        self.models = models
+        self.index = index
         self.tokens = tokens
         self.max_downloads = max_downloads
         self.read_timeout = read_timeout
@@ -76,9 +76,9 @@ class DownloadManager:
         self.limits = limits or Limits(LimitSettings())
         self.jobs: dict[str, Job] = {}
         self.installed: dict[str, dict[str, Any]] = {}
-        self.planner = Planner(presets, models, self.installed)
+        self.planner = Planner(presets, index, self.installed)
         self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use)
-        self.volume = VolumeRecords(models, self.planner, store, bus)
+        self.volume = VolumeRecords(index, self.planner, store, bus)
         self._running: dict[tuple[str, str], asyncio.Task] = {}
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
@@ -144,7 +144,7 @@ class DownloadManager:
                 if job.status == JobStatus.PAUSED:
                     await self.resume(job.id)
                 return self._install_answer(job)
-        await self.models.refresh(force=True)
+        await self.index.refresh(force=True)
         if not force and self.presets.is_installed(preset):
             raise PresetAlreadyInstalled(f"{preset.name} is already installed",
                                          {"preset_id": preset_id, "hint": "use force to fetch unverified files again"})
@@ -235,10 +235,10 @@ class DownloadManager:
         if preset_id is not None:
             await self.presets.refresh()
             preset = self.presets.require(preset_id)
-            await self.models.refresh(force=True)
-            paths = [f.path for f in preset.files if self.models.get(f.path) is not None]
+            await self.index.refresh(force=True)
+            paths = [f.path for f in preset.files if self.index.get(f.path) is not None]
         paths = list(dict.fromkeys(paths))
-        unknown = [path for path in paths if self.models.default_root(path.partition("/")[0]) is None]
+        unknown = [path for path in paths if self.index.default_root(path.partition("/")[0]) is None]
         if unknown:
             raise ModelNotFound(f"No model folder for {unknown[0]!r}", {"path": unknown[0]})
         targets = {path: self.planner.target(path) for path in paths}
@@ -336,7 +336,7 @@ class DownloadManager:
         try:
             await self.store.update_download(job.id, status=job.status)
             await self.store.update_file(job.id, f.path, status=FileStatus.DOWNLOADING)
-            await self.models.refresh(force=True)
+            await self.index.refresh(force=True)
             if not self.planner.verified(preset_file(f)):
                 target = self.planner.target(f.path)
                 outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, {f.path: target})
@@ -350,7 +350,7 @@ class DownloadManager:
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
                           "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": installed_at}
                 self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
-                self.models.invalidate()
+                self.index.invalidate()
                 await self.store.record_installed(record)
             f.status, f.done_bytes = FileStatus.DONE, f.size
             await self.store.update_file(job.id, f.path, status=FileStatus.DONE, size=f.size)

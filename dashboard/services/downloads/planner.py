@@ -27,14 +27,14 @@ from .transfer import DISK_MARGIN, bytes_held, part_paths
 class Planner:
     """Turns presets into file tasks and checks them against the model folders."""
 
-    def __init__(self, presets: PresetService, models: ModelIndex, installed: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, presets: PresetService, index: ModelIndex, installed: dict[str, dict[str, Any]]) -> None:
         self.presets = presets
-        self.models = models
+        self.index = index
         self.installed = installed  # model-folder path -> the verified record the store keeps
 
     def verified(self, f: PresetFile) -> bool:
         """Whether `f` is on disk as the dashboard downloaded and verified it (same size, mtime and hash)."""
-        model = self.models.get(f.path)
+        model = self.index.get(f.path)
         return model is not None and vouches_for(self.installed.get(f.path), model.size, model.modified, f.sha256)
 
     def missing_files(self, preset: Preset, force: bool) -> list[FileTask]:
@@ -46,7 +46,7 @@ class Planner:
             for f in p.files:
                 if f.optional or f.path in tasks or self.verified(f):
                     continue
-                model = self.models.get(f.path)
+                model = self.index.get(f.path)
                 ours = f.path in self.installed  # a file we verified that changed since is damaged: fetched again
                 if not force and not ours and model is not None and model.size > 0:
                     continue
@@ -70,14 +70,14 @@ class Planner:
     def target(self, path: str) -> Path:
         """The absolute path a model-folder path is written to (the type's first folder)."""
         folder, _, relpath = path.partition("/")
-        root = self.models.default_root(folder)
+        root = self.index.default_root(folder)
         if root is None:
             raise DownloadFailed(f"No model folder for {folder!r}", {"path": path})
         return root.joinpath(*relpath.split("/"))
 
     def outside(self, targets: dict[str, Path | str]) -> dict[str, str]:
         """path -> why writing or deleting its file would reach outside the model folders. Blocking."""
-        real_roots = real_model_roots(self.models.roots)
+        real_roots = real_model_roots(self.index.roots)
         return {path: reason for path, target in targets.items()
                 if (reason := outside_model_folders(target, real_roots)) is not None}
 

@@ -65,7 +65,7 @@ class Uninstaller:
         await self.store.forget_installed(paths)
         for path in paths:
             self.planner.installed.pop(path, None)
-        self.planner.models.invalidate()
+        self.planner.index.invalidate()
         for folder in {m.type for m in doomed}:
             self.forget_folder(folder)
         errors = [{"path": path, "code": "INVALID_REQUEST", "message": reason} for path, reason in outside.items()]
@@ -74,7 +74,7 @@ class Uninstaller:
 
     async def removable(self, preset: Preset) -> list[ModelFile]:
         """The preset's files on disk that no other installed preset uses."""
-        models, presets = self.planner.models, self.planner.presets
+        models, presets = self.planner.index, self.planner.presets
         await models.refresh(force=True)
         kept = {f.path for p in presets.catalogue.presets.values()
                 if p.id != preset.id and presets.is_installed(p) for f in p.files}

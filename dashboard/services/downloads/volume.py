@@ -31,8 +31,8 @@ WATCH_INTERVAL = 2.0
 class VolumeRecords:
     """Keeps `planner.installed` in step with the records on the volume."""
 
-    def __init__(self, models: ModelIndex, planner: Planner, store: Store, bus: EventBus) -> None:
-        self.models = models
+    def __init__(self, index: ModelIndex, planner: Planner, store: Store, bus: EventBus) -> None:
+        self.index = index
         self.planner = planner
         self.store = store
         self.bus = bus
@@ -41,7 +41,7 @@ class VolumeRecords:
     async def adopt(self) -> None:
         """Take every record on the volume as verified; write records for verified files without one."""
         loop = asyncio.get_running_loop()
-        roots = [(folder, root) for folder, paths in self.models.roots.items() for root in paths]
+        roots = [(folder, root) for folder, paths in self.index.roots.items() for root in paths]
         records = await loop.run_in_executor(None, read_records, roots)
         installed = self.planner.installed
         for path, record in records.items():  # the record beside a file knows best, its mtime too
@@ -51,9 +51,9 @@ class VolumeRecords:
             installed[path] = record
         missing = {path: record for path, record in installed.items() if path not in records}
         await loop.run_in_executor(None, self._write_missing, missing)
-        await self.models.refresh(force=True)
+        await self.index.refresh(force=True)
         self._seen = self._files()  # what `follow` compares with
-        self.models.invalidate()  # whoever asks next gets a scan of their own, not this start-up one
+        self.index.invalidate()  # whoever asks next gets a scan of their own, not this start-up one
 
     async def follow(self) -> None:
         """Until cancelled: adopt what others install, and announce every change of the model files
@@ -63,20 +63,20 @@ class VolumeRecords:
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             try:
-                await self.models.refresh()  # cheap when no folder changed (directory mtimes)
+                await self.index.refresh()  # cheap when no folder changed (directory mtimes)
                 now = self._files()
                 changed = sorted(p for p in now.keys() | seen.keys() if now.get(p) != seen.get(p))
                 seen = now
                 if not changed:
                     continue
-                targets = {p: Path(m.abspath) for p in changed if (m := self.models.get(p)) is not None}
+                targets = {p: Path(m.abspath) for p in changed if (m := self.index.get(p)) is not None}
                 self.planner.installed.update(await loop.run_in_executor(None, _records_of, targets))
                 self.bus.publish("models_changed", {"paths": changed[:100], "count": len(changed)}, "downloads")
             except Exception:  # a volume that went away for a moment: look again next time
                 log.warning("Could not look at the model folders", exc_info=True)
 
     def _files(self) -> dict[str, tuple[int, float]]:
-        return {path: (m.size, m.modified) for path, m in self.models.files().items()}
+        return {path: (m.size, m.modified) for path, m in self.index.files().items()}
 
     def _write_missing(self, installed: dict[str, dict[str, Any]]) -> None:
         for path, record in installed.items():
