@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, settings
 from live_server import live_server
 from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
-from dashboard.api.tables import TABLES
 from dashboard.api.openapi import all_operations, build_document
+from dashboard.api.tables import TABLES
 from dashboard.comfy.folders import ensure_model_folders
 from dashboard.config import Settings
 
