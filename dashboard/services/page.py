@@ -1,9 +1,10 @@
-"""The dashboard page's files (`web/page/`): a fixed allow-list of plain files, read off the loop.
+"""The dashboard page's files (`web/page/`): a fixed allow-list of plain files, each read and hashed once.
 
 The page is `index.html`; its assets are the `.js`, `.css`, `.svg` and `.png` files beside it with
 plain names (lowercase letters, digits, `-` and `_`). The allow-list is taken once, when the
 dashboard starts, from the regular files of that folder; nothing else (no subfolder, no symlink,
-no `..`, no other name) is ever read.
+no `..`, no other name) is ever read. Each file is read and hashed (for its ETag) in a worker
+thread when it is first asked for, and kept: later requests are answered from memory.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class PageFiles:
             entries = []
         self.assets = frozenset(p.name for p in entries
                                 if _ASSET_NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink())
+        self._files: dict[str, asyncio.Future[PageFile | None]] = {}  # name -> its one read, done or under way
 
     async def index(self) -> PageFile | None:
         """`index.html`, or None if the page is missing from this installation."""
@@ -62,9 +64,15 @@ class PageFiles:
         return await self._read(name)
 
     async def _read(self, name: str) -> PageFile | None:
+        if name not in self._files:  # the first request reads it; those meanwhile wait for the same read
+            self._files[name] = asyncio.get_running_loop().run_in_executor(None, self._load, name)
+        return await asyncio.shield(self._files[name])  # a request that goes away leaves the read to the others
+
+    def _load(self, name: str) -> PageFile | None:
+        """Read and hash one file (in a worker thread); None if it cannot be read (not installed)."""
         path = self.folder / name
         try:
-            body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+            body = path.read_bytes()
         except OSError:
             return None
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'

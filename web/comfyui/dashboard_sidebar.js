@@ -1,13 +1,18 @@
 // ComfyUI Dashboard: a sidebar tab in ComfyUI's editor. Live through the dashboard's WebSocket: gauges,
 // active downloads with controls, quick preset install, queue summary, a link to the full page, and a toast
-// when a download completes or fails. Plain DOM; state lives here, outside the element render() gets,
-// because the tab's element is new every time it opens. A dashboard that failed to start says why
-// (GET /dashboard/health answers 503 DASHBOARD_UNAVAILABLE) and the tab stops trying to connect.
+// when a download completes or fails. State lives here, outside the element render() gets, because the
+// tab's element is new every time it opens.
+//
+// The live feed (live.js), the DOM helper and the formatting (dom.js) are the dashboard page's own modules,
+// imported from the dashboard (<dashboard>/assets/...) once its health check answers: one client and one
+// size rule for the page and the tab. A dashboard that failed to start answers 503 DASHBOARD_UNAVAILABLE to
+// everything, those files included: the tab then says why in plain DOM, and stops trying.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const TAB_ID = "comfyui-dashboard";
 const TOOLTIP = "ComfyUI Dashboard";
+const CHANNELS = ["downloads", "queue", "system"];
 const base = () => `${api.api_base || ""}/dashboard`;
 
 const state = {
@@ -20,68 +25,63 @@ const state = {
   search: "",
 };
 let view = null; // the open tab's elements
-let socket = null;
-let attempt = 0;
-let retryTimer = null;
-let checking = false; // asking /dashboard/health why the socket closed
+let live = null; // the feed, once the dashboard's modules are here
 let presetsLoading = null;
+
+// The page's DOM helper and formatting (dom.js), null until imported. The size rules are exported so that
+// tests can hold them against the page's.
+let h = null;
+let fmtPct = null;
+export let fmtBytes = null;
+export let fmtRate = null;
 
 // ---- talking to the dashboard ----
 
-function socketUrl() {
-  const url = new URL(`${base()}/ws`, location.href);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  return url.href;
-}
-
-function connect() {
-  clearTimeout(retryTimer);
-  if (state.connection === "failed") return;
-  state.connection = "connecting";
-  draw();
-  const ws = new WebSocket(socketUrl());
-  socket = ws;
-  ws.onopen = () => {
-    attempt = 0;
-    ws.send(JSON.stringify({ type: "subscribe", channels: ["downloads", "queue", "system"] }));
-  };
-  ws.onmessage = (event) => {
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    onMessage(message);
-  };
-  ws.onclose = (event) => {
-    if (socket !== ws) return;
-    socket = null;
-    if (event.code === 4401) { // auth is on and there is no session: log in on the full page
-      state.connection = "login";
-      draw();
-      return;
-    }
+/** Ask the dashboard's health first, then import its modules and start the feed; tries again while ComfyUI is away. */
+async function boot(tries = 0) {
+  const failure = await whyUnavailable();
+  if (failure) {
+    fail(failure);
+    return;
+  }
+  let dom;
+  let feed;
+  try {
+    const again = tries ? `?try=${tries}` : ""; // the browser remembers a failed import by its URL
+    [dom, feed] = await Promise.all([import(`${base()}/assets/dom.js${again}`), import(`${base()}/assets/live.js${again}`)]);
+  } catch {
     state.connection = "waiting";
     draw();
-    checking = true;
-    whyClosed().then((failure) => {
-      checking = false;
-      if (socket !== null || state.connection !== "waiting") return;
-      if (failure) {
-        state.connection = "failed"; // it will not start by itself: no more tries until ComfyUI restarts
-        state.failure = failure;
-        draw();
-        return;
-      }
-      const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.75 + Math.random() / 2);
-      retryTimer = setTimeout(connect, delay);
-    });
-  };
+    setTimeout(() => boot(tries + 1), Math.min(15000, 500 * 2 ** tries));
+    return;
+  }
+  ({ h, fmtBytes, fmtPct, fmtRate } = dom);
+  live = new feed.Live(feed.socketUrl(`${base()}/ws`, location.href), CHANNELS, { beforeRetry: async () => {
+    const reason = await whyUnavailable();
+    if (reason) fail(reason); // it will not start by itself: no more tries until ComfyUI restarts
+    return !reason;
+  } });
+  const connection = { idle: "connecting", connecting: "connecting", open: "live", waiting: "waiting", unauthorized: "login" };
+  live.on("state", (feedState) => {
+    if (state.connection === "failed") return;
+    state.connection = connection[feedState]; // "unauthorized": auth is on and there is no session
+    draw();
+  });
+  for (const type of ["snapshot", "system_status", "queue_update", "download_progress", "download_complete", "error"]) {
+    live.on(type, onMessage);
+  }
+  if (view) addSections();
+  live.start(); // at once, so completed downloads toast even while the tab is closed
+}
+
+function fail(reason) {
+  state.connection = "failed";
+  state.failure = reason;
+  draw();
 }
 
 /** The message of a dashboard that failed to start (its health answers DASHBOARD_UNAVAILABLE), else null. */
-async function whyClosed() {
+async function whyUnavailable() {
   try {
     const response = await fetch(`${base()}/health`, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (response.status !== 503) return null;
@@ -94,8 +94,7 @@ async function whyClosed() {
 
 function onMessage(m) {
   const d = m.data || {};
-  if (m.type === "subscribed") state.connection = "live";
-  else if (m.type === "snapshot" && m.channel === "downloads") state.downloads = new Map((d.downloads || []).map((x) => [x.id, fromApi(x)]));
+  if (m.type === "snapshot" && m.channel === "downloads") state.downloads = new Map((d.downloads || []).map((x) => [x.id, fromApi(x)]));
   else if (m.type === "snapshot" && m.channel === "system") state.system = d;
   else if (m.type === "snapshot" && m.channel === "queue") {
     state.queue = d.error ? { error: d.error } : { pending: d.queue_pending.length, running: d.queue_running.length };
@@ -126,29 +125,6 @@ function onMessage(m) {
 function fromApi(x) {
   return { id: x.id, preset_id: x.preset_id, status: x.status, progress: x.progress,
     speed: x.status === "downloading" ? fmtRate(x.speed_mbps) : null, eta: null };
-}
-
-// ---- formatting: the same rules as the page's (web/page/dom.js), which this file cannot import ----
-
-const SIZE_UNITS = [["KB", 1e3, 0], ["MB", 1e6, 1], ["GB", 1e9, 1], ["TB", 1e12, 2]];
-
-/** 512 B, 12 KB, 62.9 MB, 14.5 GB, 1.20 TB: decimal units of bytes, as web/page/dom.js writes them. */
-export function fmtBytes(bytes) {
-  if (typeof bytes !== "number" || !Number.isFinite(bytes)) return "?";
-  if (bytes < 1000) return `${Math.round(bytes)} B`;
-  let text = "";
-  for (const [unit, size, digits] of SIZE_UNITS) {
-    const value = (bytes / size).toFixed(digits);
-    text = `${value} ${unit}`;
-    if (Number(value) < 1000) break;
-  }
-  return text;
-}
-
-/** "125 MB/s", as web/page/dom.js writes speeds. */
-export function fmtRate(megabytesPerSecond) {
-  if (!megabytesPerSecond) return "0 KB/s";
-  return megabytesPerSecond >= 1 ? `${Math.round(megabytesPerSecond)} MB/s` : `${Math.round(megabytesPerSecond * 1000)} KB/s`;
 }
 
 function notify(severity, summary, detail) {
@@ -221,58 +197,57 @@ const STYLE = `
 .cdash-preset span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 `;
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
-  return node;
+/** The tab's frame, in plain DOM (a dashboard that failed to start sends no dom.js): title, state, failure. */
+function frame(root) {
+  root.innerHTML = '<div class="cdash"><div class="cdash-head"><strong>Dashboard</strong><span class="cdash-state" '
+    + 'role="status"></span></div><p class="cdash-failure" role="alert"></p></div>';
+  return { root: root.firstChild, status: root.querySelector(".cdash-state"), failure: root.querySelector(".cdash-failure") };
 }
 
-function gaugeRow(label, percent, text) {
-  const fill = el("span");
-  fill.style.width = `${Math.max(0, Math.min(100, percent || 0))}%`;
-  return el("div", { class: "cdash-row", role: "meter", "aria-label": label, "aria-valuemin": 0, "aria-valuemax": 100,
-    "aria-valuenow": percent === null || percent === undefined ? null : Math.round(percent) },
-  el("span", { text: label }), el("div", { class: "cdash-bar" }, fill), el("span", { class: "cdash-num", text }));
-}
-
-const pct = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v)}%`);
-
-function render(root) {
-  if (!document.getElementById("cdash-style")) document.head.append(el("style", { id: "cdash-style", text: STYLE }));
-  const search = el("input", { type: "search", placeholder: "Find a preset to install", "aria-label": "Find a preset to install",
+/** The rest of the tab, made with the page's h() (so once dom.js is here). */
+function addSections() {
+  const search = h("input", { type: "search", placeholder: "Find a preset to install", "aria-label": "Find a preset to install",
     value: state.search, oninput: (event) => {
       state.search = event.target.value;
       drawPresets();
     } });
-  view = {
-    root: el("div", { class: "cdash" }),
-    status: el("span", { class: "cdash-state", role: "status" }),
-    failure: el("p", { class: "cdash-failure", role: "alert" }),
-    vitals: el("div", { "aria-label": "System" }),
-    downloads: el("div"),
-    presets: el("div"),
-    queue: el("div"),
-    link: el("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "Open the full dashboard ↗" }),
-  };
+  Object.assign(view, {
+    vitals: h("div", { "aria-label": "System" }),
+    downloads: h("div"),
+    presets: h("div"),
+    queue: h("div"),
+    link: h("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "Open the full dashboard ↗" }),
+  });
   view.root.append(
-    el("div", { class: "cdash-head" }, el("strong", { text: "Dashboard" }), view.status),
-    view.failure,
-    el("section", { "aria-label": "System" }, el("h3", { text: "System" }), view.vitals),
-    el("section", { "aria-label": "Downloads" }, el("h3", { text: "Downloads" }), view.downloads),
-    el("section", { "aria-label": "Install a preset" }, el("h3", { text: "Install a preset" }), search, view.presets),
-    el("section", { "aria-label": "Queue" }, el("h3", { text: "Queue" }), view.queue),
+    h("section", { "aria-label": "System" }, h("h3", { text: "System" }), view.vitals),
+    h("section", { "aria-label": "Downloads" }, h("h3", { text: "Downloads" }), view.downloads),
+    h("section", { "aria-label": "Install a preset" }, h("h3", { text: "Install a preset" }), search, view.presets),
+    h("section", { "aria-label": "Queue" }, h("h3", { text: "Queue" }), view.queue),
     view.link);
-  root.replaceChildren(view.root);
-  if (!socket && !checking) connect(); // after a 4401 (the user may have logged in since), or skipping a reconnect's wait
-  if (!state.presets && state.connection !== "failed") loadPresets();
   draw();
   drawPresets(); // the search box keeps its words when the tab opens again: so do its results
+}
+
+function gaugeRow(label, percent, text) {
+  const fill = h("span", { style: { width: `${Math.max(0, Math.min(100, percent || 0))}%` } });
+  return h("div", { class: "cdash-row", role: "meter", "aria-label": label, "aria-valuemin": 0, "aria-valuemax": 100,
+    "aria-valuenow": percent === null || percent === undefined ? null : Math.round(percent) },
+  h("span", { text: label }), h("div", { class: "cdash-bar" }, fill), h("span", { class: "cdash-num", text }));
+}
+
+function render(root) {
+  if (!document.getElementById("cdash-style")) {
+    const style = document.createElement("style");
+    style.id = "cdash-style";
+    style.textContent = STYLE;
+    document.head.append(style);
+  }
+  view = frame(root);
+  if (live && live.state === "unauthorized") live.start(); // the user may have logged in since
+  else if (live) live.reconnectNow(); // skip a reconnect's wait
+  if (!state.presets && state.connection !== "failed") loadPresets();
+  if (h) addSections();
+  else draw();
 }
 
 /** Read the preset list once at a time; a failure leaves it null (tried again when the tab opens). */
@@ -300,6 +275,7 @@ function draw() {
   const failed = state.connection === "failed";
   view.failure.hidden = !failed;
   view.failure.textContent = failed ? state.failure : "";
+  if (!view.vitals) return; // the rest of the tab comes with the dashboard's modules
   for (const part of [...view.root.querySelectorAll("section"), view.link]) part.hidden = failed;
   drawVitals();
   drawDownloads();
@@ -313,43 +289,42 @@ function draw() {
 function drawVitals() {
   const s = state.system;
   if (state.connection === "login") {
-    view.vitals.replaceChildren(el("p", { class: "cdash-muted" }, "This dashboard needs a login: ",
-      el("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "log in on the full page" }), ", then reopen this tab."));
+    view.vitals.replaceChildren(h("p", { class: "cdash-muted" }, "This dashboard needs a login: ",
+      h("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "log in on the full page" }), ", then reopen this tab."));
     return;
   }
   if (!s) {
-    view.vitals.replaceChildren(el("p", { class: "cdash-muted", text: "Waiting for the first reading…" }));
+    view.vitals.replaceChildren(h("p", { class: "cdash-muted", text: "Waiting for the first reading…" }));
     return;
   }
   const gpus = s.gpus || [];
   view.vitals.replaceChildren(
-    gaugeRow("CPU", s.cpu_usage, pct(s.cpu_usage)),
-    gaugeRow("RAM", s.memory_usage, pct(s.memory_usage)),
-    gaugeRow("Disk", s.disk_usage, pct(s.disk_usage)),
+    gaugeRow("CPU", s.cpu_usage, fmtPct(s.cpu_usage)),
+    gaugeRow("RAM", s.memory_usage, fmtPct(s.memory_usage)),
+    gaugeRow("Disk", s.disk_usage, fmtPct(s.disk_usage)),
     ...(gpus.length ? gpus.flatMap((g) => [
-      gaugeRow(`GPU ${g.index}`, g.utilization_percent, pct(g.utilization_percent)),
-      gaugeRow(`VRAM ${g.index}`, g.memory_percent, g.temperature_c === null || g.temperature_c === undefined ? pct(g.memory_percent) : `${g.temperature_c}°C`),
-    ]) : [el("p", { class: "cdash-muted", text: "No GPU detected." })]));
+      gaugeRow(`GPU ${g.index}`, g.utilization_percent, fmtPct(g.utilization_percent)),
+      gaugeRow(`VRAM ${g.index}`, g.memory_percent, g.temperature_c === null || g.temperature_c === undefined ? fmtPct(g.memory_percent) : `${g.temperature_c}°C`),
+    ]) : [h("p", { class: "cdash-muted", text: "No GPU detected." })]));
 }
 
 function drawDownloads() {
   const active = [...state.downloads.values()].filter((d) => ["queued", "downloading", "paused"].includes(d.status));
   if (!active.length) {
-    view.downloads.replaceChildren(el("p", { class: "cdash-muted", text: "No downloads running." }));
+    view.downloads.replaceChildren(h("p", { class: "cdash-muted", text: "No downloads running." }));
     return;
   }
   view.downloads.replaceChildren(...active.map((d) => {
     const name = nameOf(d.preset_id);
-    const fill = el("span");
-    fill.style.width = `${d.progress || 0}%`;
-    const button = (label, method, path) => el("button", { type: "button", "aria-label": `${label} download of ${name}`, text: label,
+    const fill = h("span", { style: { width: `${d.progress || 0}%` } });
+    const button = (label, method, path) => h("button", { type: "button", "aria-label": `${label} download of ${name}`, text: label,
       onclick: () => act(`${label} ${name}`, method, path) });
-    return el("div", { class: "cdash-item", "data-download": d.id },
-      el("div", { class: "cdash-item-head" }, el("span", { text: name }), el("span", { class: "cdash-num", text: `${Math.floor(d.progress || 0)}%` })),
-      el("div", { class: "cdash-bar", role: "progressbar", "aria-label": `Progress of ${name}`, "aria-valuenow": Math.floor(d.progress || 0),
+    return h("div", { class: "cdash-item", "data-download": d.id },
+      h("div", { class: "cdash-item-head" }, h("span", { text: name }), h("span", { class: "cdash-num", text: `${Math.floor(d.progress || 0)}%` })),
+      h("div", { class: "cdash-bar", role: "progressbar", "aria-label": `Progress of ${name}`, "aria-valuenow": Math.floor(d.progress || 0),
         "aria-valuemin": 0, "aria-valuemax": 100 }, fill),
-      el("div", { class: "cdash-muted", text: d.status === "downloading" ? [d.speed, d.eta && `${d.eta} left`].filter(Boolean).join(" · ") : d.status }),
-      el("div", { class: "cdash-buttons" },
+      h("div", { class: "cdash-muted", text: d.status === "downloading" ? [d.speed, d.eta && `${d.eta} left`].filter(Boolean).join(" · ") : d.status }),
+      h("div", { class: "cdash-buttons" },
         d.status === "paused" ? button("Resume", "POST", `/api/downloads/${encodeURIComponent(d.id)}/resume`)
           : button("Pause", "POST", `/api/downloads/${encodeURIComponent(d.id)}/pause`),
         button("Cancel", "DELETE", `/api/downloads/${encodeURIComponent(d.id)}`)));
@@ -357,40 +332,40 @@ function drawDownloads() {
 }
 
 function drawPresets() {
-  if (!view) return; // the tab is closed (render() may run before its element is in the page)
+  if (!view || !view.presets) return; // the tab is closed (render() may run before its element is in the page)
   if (!state.presets) {
-    view.presets.replaceChildren(el("p", { class: "cdash-muted", text: state.connection === "login" ? "" : "Loading presets…" }));
+    view.presets.replaceChildren(h("p", { class: "cdash-muted", text: state.connection === "login" ? "" : "Loading presets…" }));
     return;
   }
   const words = state.search.toLowerCase().split(/\s+/).filter(Boolean);
   if (!words.length) {
-    view.presets.replaceChildren(el("p", { class: "cdash-muted", text: `${state.presets.length} presets: type to search.` }));
+    view.presets.replaceChildren(h("p", { class: "cdash-muted", text: `${state.presets.length} presets: type to search.` }));
     return;
   }
   const found = state.presets.filter((p) => words.every((w) => `${p.id} ${p.name} ${p.tags.join(" ")}`.toLowerCase().includes(w))).slice(0, 6);
-  view.presets.replaceChildren(...(found.length ? found.map((p) => el("div", { class: "cdash-preset", "data-preset": p.id },
-    el("span", { title: `${p.name} (${fmtBytes(p.download_bytes)})`, text: `${p.name} · ${fmtBytes(p.download_bytes)}` }),
-    p.installed ? el("span", { class: "cdash-muted", text: "installed" })
-      : p.requires ? el("span", { class: "cdash-muted", text: "needs a newer ComfyUI",
+  view.presets.replaceChildren(...(found.length ? found.map((p) => h("div", { class: "cdash-preset", "data-preset": p.id },
+    h("span", { title: `${p.name} (${fmtBytes(p.download_bytes)})`, text: `${p.name} · ${fmtBytes(p.download_bytes)}` }),
+    p.installed ? h("span", { class: "cdash-muted", text: "installed" })
+      : p.requires ? h("span", { class: "cdash-muted", text: "needs a newer ComfyUI",
         title: `This ComfyUI has no ${(p.requires.comfyui_folders || []).join(", ")} model folder: update ComfyUI to install ${p.name}.` })
-      : el("button", { type: "button", "aria-label": `Install ${p.name}`, text: "Install", onclick: async (event) => {
+      : h("button", { type: "button", "aria-label": `Install ${p.name}`, text: "Install", onclick: async (event) => {
         event.currentTarget.disabled = true;
         const answer = await act(`Install ${p.name}`, "POST", `/api/presets/${encodeURIComponent(p.id)}/install`);
         if (answer && answer.status === "installed") notify("info", p.name, "Already installed.");
-      } }))) : [el("p", { class: "cdash-muted", text: "No preset matches." })]));
+      } }))) : [h("p", { class: "cdash-muted", text: "No preset matches." })]));
 }
 
 function drawQueue() {
   const q = state.queue;
-  view.queue.replaceChildren(!q ? el("p", { class: "cdash-muted", text: "…" })
-    : q.error ? el("p", { class: "cdash-muted", text: `ComfyUI queue unavailable: ${q.error.message}` })
-      : el("p", { text: `${q.running} running · ${q.pending} pending` }));
+  view.queue.replaceChildren(!q ? h("p", { class: "cdash-muted", text: "…" })
+    : q.error ? h("p", { class: "cdash-muted", text: `ComfyUI queue unavailable: ${q.error.message}` })
+      : h("p", { text: `${q.running} running · ${q.pending} pending` }));
 }
 
 app.registerExtension({
   name: "comfyui-dashboard.sidebar",
   async setup() {
-    connect(); // at once, so completed downloads toast even while the tab is closed
+    boot();
     app.extensionManager.registerSidebarTab({
       id: TAB_ID,
       icon: "pi pi-chart-bar",

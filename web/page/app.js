@@ -2,7 +2,7 @@
 
 import { api, onRateLimited, onUnauthorized } from "./api.js";
 import { h } from "./dom.js";
-import { Live } from "./live.js";
+import { Live, socketUrl } from "./live.js";
 import { showLogin } from "./login.js";
 import { connectStore, emit, loadPresets, presetName, refreshSystem, store } from "./store.js";
 import { errorView, toast } from "./widgets.js";
@@ -17,7 +17,7 @@ const VIEWS = { overview, presets, downloads, models, queue, workflows };
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const liveStatus = document.getElementById("live-status");
-const live = new Live(["downloads", "queue", "system", "workflows"]);
+const live = new Live(socketUrl("ws"), ["downloads", "queue", "system", "workflows"]);
 
 let unmount = null;
 let running = false;

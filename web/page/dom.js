@@ -1,4 +1,6 @@
 // A tiny DOM helper and the formatting every view shares. No framework: elements are made with h().
+// ComfyUI's sidebar tab (web/comfyui/dashboard_sidebar.js) imports this module too, from
+// <dashboard>/assets/dom.js: it imports nothing and has no side effects.
 
 /** h("button", {class: "x", onclick: fn, "aria-label": "..."}, "text", child, [more]) */
 export function h(tag, props, ...children) {
@@ -60,10 +62,10 @@ export const uid = (prefix = "id") => `${prefix}-${++ids}`;
 
 // ---- formatting ----
 
-// One rule for every size on the page and in ComfyUI's sidebar (web/comfyui/dashboard_sidebar.js has the same
-// function, kept identical): decimal units of bytes, as download managers and disk tools show them
-// (1 MB = 1,000,000 bytes), the smallest unit that keeps the number under 1000; B and KB whole, MB and GB
-// with one decimal, TB with two. Sizes are formatted from bytes wherever the API gives bytes.
+// One rule for every size on the page and in ComfyUI's sidebar (which imports these functions): decimal
+// units of bytes, as download managers and disk tools show them (1 MB = 1,000,000 bytes), the smallest unit
+// that keeps the number under 1000; B and KB whole, MB and GB with one decimal, TB with two. Sizes are
+// formatted from bytes wherever the API gives bytes.
 const SIZE_UNITS = [["KB", 1e3, 0], ["MB", 1e6, 1], ["GB", 1e9, 1], ["TB", 1e12, 2]];
 
 /** 512 B, 12 KB, 62.9 MB, 14.5 GB, 1.20 TB. */

@@ -1,28 +1,39 @@
-// The live feed: one WebSocket to "ws" beside the page, subscribed to every channel, reconnecting with
-// exponential backoff (and subscribing again: each subscribe answers a fresh snapshot per channel).
+// The live feed: one WebSocket subscribed to a set of channels, reconnecting with exponential backoff (and
+// subscribing again: each subscribe answers a fresh snapshot per channel). The page (app.js) and ComfyUI's
+// sidebar tab (web/comfyui/dashboard_sidebar.js, which imports it from <dashboard>/assets/live.js) both use
+// it, so this module imports nothing and does nothing until a Live is started.
 
 const CLOSE_UNAUTHORIZED = 4401;
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
 
+/** The ws(s): URL of `path` resolved against `base`: socketUrl("ws") is "ws" beside the page. */
+export function socketUrl(path, base = document.baseURI) {
+  const url = new URL(path, base);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
+}
+
 export class Live {
-  constructor(channels) {
+  /**
+   * `url`: the socket's ws(s): URL (see socketUrl). `channels`: what to subscribe to.
+   * `beforeRetry(event)`: awaited after the socket closed, before a reconnect is planned; resolving false
+   * ends the feed (state "idle"), for a server that says it will not come back by itself.
+   */
+  constructor(url, channels, { beforeRetry = null } = {}) {
+    this.url = url;
     this.channels = channels;
+    this.beforeRetry = beforeRetry;
     this.listeners = new Map();
     this.socket = null;
     this.attempt = 0;
     this.timer = null;
+    this.round = 0; // counts connects and stops: a close or a check of an earlier round changes nothing
+    this.checking = false; // awaiting beforeRetry
     this.stopped = true;
     this.state = "idle"; // idle | connecting | open | waiting | unauthorized
     this.retryAt = 0;
     window.addEventListener("online", () => this.reconnectNow());
-  }
-
-  /** URL of the socket: the page's own location with ws(s): and "ws" as the last segment. */
-  static url() {
-    const url = new URL("ws", document.baseURI);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    return url.href;
   }
 
   /** Listen to a message type ("download_progress", "snapshot", ...) or to "state" changes; returns an off(). */
@@ -42,6 +53,7 @@ export class Live {
     }
   }
 
+  /** Connect unless a socket is already open or opening (also after "unauthorized": the user may have logged in). */
   start() {
     this.stopped = false;
     if (!this.socket) this.connect();
@@ -49,6 +61,7 @@ export class Live {
 
   stop() {
     this.stopped = true;
+    this.round += 1;
     clearTimeout(this.timer);
     if (this.socket) this.socket.close(1000, "page closed the feed");
     this.socket = null;
@@ -57,8 +70,7 @@ export class Live {
 
   /** Skip the wait of a pending reconnect. */
   reconnectNow() {
-    if (this.stopped || this.state !== "waiting") return;
-    clearTimeout(this.timer);
+    if (this.stopped || this.state !== "waiting" || this.checking) return;
     this.connect();
   }
 
@@ -72,8 +84,11 @@ export class Live {
   }
 
   connect() {
+    clearTimeout(this.timer);
+    const round = ++this.round;
+    this.checking = false;
     this.setState("connecting");
-    const socket = new WebSocket(Live.url());
+    const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.onopen = () => {
       this.attempt = 0;
@@ -89,7 +104,7 @@ export class Live {
       if (message.type === "subscribed") this.setState("open");
       this.emit(message.type, message);
     };
-    socket.onclose = (event) => {
+    socket.onclose = async (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       if (event.code === CLOSE_UNAUTHORIZED) {
@@ -97,7 +112,19 @@ export class Live {
         this.emit("unauthorized", event);
         return;
       }
-      if (!this.stopped) this.scheduleRetry();
+      if (this.stopped) return;
+      if (this.beforeRetry) {
+        this.setState("waiting");
+        this.checking = true;
+        const retry = await Promise.resolve().then(() => this.beforeRetry(event)).then((answer) => answer !== false, () => true);
+        if (round !== this.round) return; // started again or stopped meanwhile
+        this.checking = false;
+        if (!retry) {
+          this.stop();
+          return;
+        }
+      }
+      this.scheduleRetry();
     };
   }
 
