@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from ..comfy.protocol import MAX_PRIORITY, MIN_PRIORITY
+from ..services.container import Services
 from ..services.queue import NOT_GIVEN
 from .context import services
 from .routing import Routes
@@ -69,11 +70,11 @@ async def comfyui_health(request: web.Request, params: dict) -> web.Response:
                          "refuses, the answer is INVALID_WORKFLOW with ComfyUI's `error` and `node_errors` in "
                          "`details`. Official templates (`template:...`) are in the UI format and cannot be queued. "
                          "QUEUE_FULL when DASHBOARD_MAX_QUEUE prompts are already pending. `number` is ComfyUI's "
-                         "queue number: lower runs first; priority p gives `sequence - p * 1e9`.")
-async def execute(request: web.Request, params: dict) -> web.Response:
-    answer = await services(request).queue.execute(params.get("workflow", NOT_GIVEN), params.get("workflow_id"),
-                                                   int(params.get("priority", 0)))
-    return web.json_response(answer)
+                         "queue number: lower runs first; priority p gives `sequence - p * 1e9`.",
+             action="execute_workflow")
+async def execute(services: Services, params: dict) -> dict:
+    return await services.queue.execute(params.get("workflow", NOT_GIVEN), params.get("workflow_id"),
+                                        int(params.get("priority", 0)))
 
 
 @routes.get("/api/comfyui/queue", summary="ComfyUI's running and pending prompts, in run order", response=QUEUE,
@@ -97,16 +98,17 @@ async def get_history(request: web.Request, params: dict) -> web.Response:
 @routes.delete("/api/comfyui/queue", summary="Clear pending prompts, interrupt the running one, or both",
                query={"type": {"type": "string", "enum": ["pending", "running", "all"], "default": "pending"}},
                response=CLEARED, errors=_COMFYUI_ERRORS,
-               description="`cleared` counts the pending prompts removed plus the running prompt interrupted.")
-async def clear_queue(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).queue.clear(params.get("type", "pending")))
+               description="`cleared` counts the pending prompts removed plus the running prompt interrupted.",
+               action="clear_queue")
+async def clear_queue(services: Services, params: dict) -> dict:
+    return await services.queue.clear(params.get("type", "pending"))
 
 
 @routes.post("/api/comfyui/interrupt", summary="Interrupt the running prompt", response=INTERRUPTED,
              errors=_COMFYUI_ERRORS,
-             description="`interrupted` when a prompt was running, `idle` when nothing was.")
-async def interrupt(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).queue.interrupt())
+             description="`interrupted` when a prompt was running, `idle` when nothing was.", action="interrupt")
+async def interrupt(services: Services, params: dict) -> dict:
+    return await services.queue.interrupt()
 
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from ..security.guard import USER  # `request[USER]`: set by the auth guard, which defines it (no import cycle)
 from ..security.ratelimit import RateLimiter
 from ..services.container import Services
 
+if TYPE_CHECKING:  # the hub's actions are built from the route tables, which import this module
+    from ..ws import Hub
+    from .routing import Operation
+
 __all__ = ["HUB", "OPERATIONS", "RATE_LIMITER", "SERVICES", "USER", "services"]
 
 SERVICES = web.AppKey("services", Services)
-OPERATIONS = web.AppKey("operations", list)
+OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("operations")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
-HUB = web.AppKey("hub", object)
+HUB: web.AppKey[Hub] = web.AppKey("hub")
 
 
 def services(request: web.Request) -> Services:

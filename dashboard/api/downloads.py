@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..config import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_FILE
+from ..services.container import Services
 from ..services.downloads.jobs import PRIORITIES
 from .context import services
 from .routing import Routes
@@ -21,7 +22,7 @@ DOWNLOAD = obj(
     created_at=NUMBER, error=nullable(ANY_OBJECT),
 )
 DOWNLOAD_LIST = obj(downloads=array(DOWNLOAD), active=INTEGER, total=INTEGER, yielding=BOOLEAN)
-#: What may be changed while downloads run; one definition for PUT and the WebSocket action.
+#: What may be changed while downloads run.
 SETTINGS_CHANGES = {
     "max_bandwidth_bytes": {**nullable({"type": "integer", "minimum": 1}),
                             "description": "all downloads together, bytes a second; null: unlimited"},
@@ -51,10 +52,10 @@ async def get_download_settings(request: web.Request, params: dict) -> web.Respo
 
 
 @routes.put("/api/downloads/settings", summary="Change the download limits while downloads run",
-            response=DOWNLOAD_SETTINGS, body=SETTINGS_BODY)
-async def put_download_settings(request: web.Request, params: dict) -> web.Response:
+            response=DOWNLOAD_SETTINGS, body=SETTINGS_BODY, action="set_download_settings")
+async def put_download_settings(services: Services, params: dict) -> dict:
     changes = {name: params[name] for name in SETTINGS_CHANGES if name in params}
-    return web.json_response(await services(request).downloads.update_settings(changes))
+    return await services.downloads.update_settings(changes)
 
 
 @routes.get("/api/downloads/{download_id}", summary="One download", response=DOWNLOAD,
@@ -64,15 +65,15 @@ async def get_download(request: web.Request, params: dict) -> web.Response:
 
 
 @routes.post("/api/downloads/{download_id}/pause", summary="Pause a download (its partial files are kept)",
-             response=STATE_CHANGE, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"])
-async def pause_download(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).downloads.pause(params["download_id"]))
+             response=STATE_CHANGE, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"], action="pause_download")
+async def pause_download(services: Services, params: dict) -> dict:
+    return await services.downloads.pause(params["download_id"])
 
 
 @routes.post("/api/downloads/{download_id}/resume", summary="Resume a paused or failed download",
-             response=STATE_CHANGE, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"])
-async def resume_download(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).downloads.resume(params["download_id"]))
+             response=STATE_CHANGE, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"], action="resume_download")
+async def resume_download(services: Services, params: dict) -> dict:
+    return await services.downloads.resume(params["download_id"])
 
 
 @routes.post("/api/downloads/{download_id}/priority", summary="Change a download's priority", response=DOWNLOAD,
@@ -83,6 +84,6 @@ async def set_download_priority(request: web.Request, params: dict) -> web.Respo
 
 
 @routes.delete("/api/downloads/{download_id}", summary="Cancel a download and remove its partial files",
-               response=CANCELLED, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"])
-async def cancel_download(request: web.Request, params: dict) -> web.Response:
-    return web.json_response(await services(request).downloads.cancel(params["download_id"]))
+               response=CANCELLED, errors=["DOWNLOAD_NOT_FOUND", "DOWNLOAD_CONFLICT"], action="cancel_download")
+async def cancel_download(services: Services, params: dict) -> dict:
+    return await services.downloads.cancel(params["download_id"])

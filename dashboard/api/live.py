@@ -1,4 +1,4 @@
-"""GET /ws: the live feed (protocol in dashboard/ws.py and the README)."""
+"""GET /ws: the live feed (protocol in the `dashboard.ws` package and the README)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import ErrorCode
 from .context import OPERATIONS
-from .routing import Operation, Routes
+from .routing import PATH_PARAM_SCHEMA, Operation, Routes, without_extensions
 from .schemas import ANY_OBJECT, ERROR
 
 routes = Routes("meta")
@@ -42,10 +42,10 @@ def build_document(operations: list[Operation], server_url: str = "/") -> dict[s
 
 def _operation(op: Operation) -> dict[str, Any]:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in op.path_params
+        {"name": name, "in": "path", "required": True, "schema": PATH_PARAM_SCHEMA} for name in op.path_params
     ] + [
         {"name": name, "in": "query", "required": bool(schema.get("x-required")),
-         "schema": {k: v for k, v in schema.items() if not k.startswith("x-")}}
+         "schema": without_extensions(schema)}
         for name, schema in op.query.items()
     ]
     success = {"description": "Success", "headers": {"X-API-Version": {"$ref": "#/components/headers/X-API-Version"}}}
@@ -67,6 +67,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.description:
         result["description"] = op.description
+    if op.action is not None:  # also a WebSocket action, whose data is these parameters and body fields
+        result["x-websocket-action"] = op.action
     if parameters:
         result["parameters"] = parameters
     if op.body is not None:

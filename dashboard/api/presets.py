@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..services.container import Services
 from ..services.downloads.jobs import PRIORITIES
 from ..services.preset_schema import CATEGORIES
 from .context import services
@@ -91,18 +92,18 @@ async def preset_status(request: web.Request, params: dict) -> web.Response:
              description="Dependencies first; files already present and verified are skipped. Installing a preset "
                          "that is being installed answers its running download. `force` fetches again files "
                          "that are present but were not verified by the dashboard. A preset for a newer ComfyUI "
-                         "answers 409 `PRESET_UNSUPPORTED`, with `comfyui_folders` in `details`.")
-async def install_preset(request: web.Request, params: dict) -> web.Response:
-    answer = await services(request).downloads.install(
-        params["preset_id"], force=params.get("force", False), priority=params.get("priority", "normal"))
-    return web.json_response(answer, status=202)
+                         "answers 409 `PRESET_UNSUPPORTED`, with `comfyui_folders` in `details`.",
+             action="install_preset")
+async def install_preset(services: Services, params: dict) -> dict:
+    return await services.downloads.install(params["preset_id"], force=params.get("force", False),
+                                            priority=params.get("priority", "normal"))
 
 
 @routes.delete("/api/presets/{preset_id}", summary="Uninstall a preset", response=UNINSTALL_ANSWER,
                errors=["PRESET_NOT_FOUND", "PRESET_UNSUPPORTED", "MODEL_IN_USE"], query={"force": {"type": "boolean"}},
                description="Cancels its download, then removes its files except those another installed preset uses. "
                            "While a queued or running prompt names one of those files the answer is `MODEL_IN_USE` "
-                           "(409, the files in `details.paths`) and nothing changes, unless `force=true`.")
-async def uninstall_preset(request: web.Request, params: dict) -> web.Response:
-    answer = await services(request).downloads.uninstall(params["preset_id"], force=params.get("force", False))
-    return web.json_response(answer)
+                           "(409, the files in `details.paths`) and nothing changes, unless `force=true`.",
+               action="uninstall_preset")
+async def uninstall_preset(services: Services, params: dict) -> dict:
+    return await services.downloads.uninstall(params["preset_id"], force=params.get("force", False))

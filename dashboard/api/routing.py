@@ -12,6 +12,17 @@ A handler gets `params`: the path parameters, the query parameters and the JSON 
 already checked against the declared schemas (jsonschema), so a bad value is a 400
 INVALID_REQUEST before the handler runs. The OpenAPI document is built from the same tables, so
 the document and the router cannot drift apart.
+
+An operation that is also a WebSocket action names it, and is declared on its service call
+instead of a request handler:
+
+    @routes.post("/api/presets/{preset_id}/install", summary="...", status=202, body=INSTALL_REQUEST,
+                 action="install_preset")
+    async def install_preset(services, params): return await services.downloads.install(...)
+
+Over HTTP it answers the call's result as JSON with the operation's status; on the socket the
+action's `data` is checked against `Operation.data_schema` (the same path parameters, query
+parameters and body fields as one object) and runs the same call.
 """
 
 from __future__ import annotations
@@ -21,16 +32,26 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from ..errors import invalid
+from .context import services
+
+if TYPE_CHECKING:
+    from ..services.container import Services
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+#: What an operation with an action is declared on: the service call, `(services, params) -> data`.
+ServiceCall = Callable[["Services", dict[str, Any]], Awaitable[Any]]
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
+#: The schema of a path parameter: a non-empty string (one segment of the URL).
+PATH_PARAM_SCHEMA = {"type": "string", "minLength": 1}
+#: Body schema keywords `data_schema` sets itself; any other (e.g. minProperties) carries over.
+_OBJECT_KEYWORDS = ("type", "properties", "required", "additionalProperties")
 
 #: Deepest nesting of arrays and objects that a JSON body or WebSocket message may have.
 MAX_JSON_DEPTH = 64
@@ -58,6 +79,9 @@ class Operation:
     public: bool = False
     any_role: bool = False
     rate_limited: bool = True
+    #: The WebSocket action that runs this operation (`call`) too; None for HTTP only.
+    action: str | None = None
+    call: ServiceCall | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -68,6 +92,29 @@ class Operation:
     def path_params(self) -> list[str]:
         return _PATH_PARAM.findall(self.path)
 
+    def data_schema(self) -> dict[str, Any]:
+        """This operation's whole input as one JSON object (a WebSocket action's `data`): its path
+        parameters (required non-empty strings), its query parameters and its body's fields, with
+        their required lists, and nothing else."""
+        body = self.body or {}
+        query = {name: without_extensions(schema) for name, schema in self.query.items()}
+        groups = [dict.fromkeys(self.path_params, PATH_PARAM_SCHEMA), query, body.get("properties", {})]
+        names = [name for group in groups for name in group]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{self.method} {self.path}: one name is used twice among path, query and body parameters")
+        schema = {k: v for k, v in body.items() if k not in _OBJECT_KEYWORDS}
+        if "minProperties" in schema:  # the path parameters are always there besides the body's fields
+            schema["minProperties"] += len(self.path_params)
+        required = [*self.path_params, *(n for n, s in self.query.items() if s.get("x-required")),
+                    *body.get("required", [])]
+        return {**schema, "type": "object", "properties": {k: v for group in groups for k, v in group.items()},
+                "required": required, "additionalProperties": False}
+
+
+def without_extensions(schema: dict) -> dict:
+    """`schema` less its `x-` keywords (such as a query parameter's `x-required`)."""
+    return {k: v for k, v in schema.items() if not k.startswith("x-")}
+
 
 class Routes:
     """A table of operations for one resource (one OpenAPI tag)."""
@@ -76,17 +123,22 @@ class Routes:
         self.tag = tag
         self.operations: list[Operation] = []
 
-    def route(self, method: str, path: str, *, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
-        """Declare an operation; see the module docstring."""
+    def route(self, method: str, path: str, *, summary: str, action: str | None = None,
+              **spec: Any) -> Callable[[Any], Any]:
+        """Declare an operation on a request handler `(request, params) -> response`, or, with
+        `action`, on a service call `(services, params) -> data`; see the module docstring."""
 
-        def decorate(handler: Handler) -> Handler:
-            op = Operation(method, path, handler, summary, self.tag, **spec)
+        def decorate(function: Any) -> Any:
+            op = Operation(method, path, function, summary, self.tag, action=action, **spec)
+            if action is not None:
+                op.call = function
+            handler = _answering(function, op.status) if action is not None else function
             op.handler = _validating(op, handler)
             op.handler.public = op.public  # read by the auth guard
             op.handler.any_role = op.any_role
             op.handler.rate_limited = op.rate_limited  # read by the rate limiter
             self.operations.append(op)
-            return handler
+            return function
 
         return decorate
 
@@ -106,6 +158,16 @@ class Routes:
         """Add every operation to the app's router."""
         for op in self.operations:
             app.router.add_route(op.method, op.path, op.handler)
+
+
+def _answering(call: ServiceCall, status: int) -> Handler:
+    """The HTTP handler of a service call: its result as JSON, with the operation's status."""
+
+    @functools.wraps(call)
+    async def handle(request: web.Request, params: dict[str, Any]) -> web.Response:
+        return web.json_response(await call(services(request), params), status=status)
+
+    return handle
 
 
 def _validating(op: Operation, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
