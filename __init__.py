@@ -5,7 +5,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {}
 WEB_DIRECTORY = "./web/comfyui"
 
 try:
-    from .dashboard.comfy.mount import mount_in_comfyui
+    from .dashboard.hosting import mount_in_comfyui
 
     mount_in_comfyui()
 except Exception as exc:  # never let the dashboard take ComfyUI down

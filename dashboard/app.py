@@ -1,8 +1,15 @@
-"""Composition root: build the services and the aiohttp application that serves them."""
+"""Composition root: the aiohttp application that serves a dashboard's services, and their lifetime.
+
+`build_app(services)` is the API with the spec's layout (`/health`, `/api/...`, `/ws`);
+`lifetime(services)` is the one start and stop of a dashboard, an aiohttp cleanup_ctx;
+`create_app(settings, backend)` is both at once. Where an app is served (inside ComfyUI, on a port
+of its own, standalone) is `hosting.py`'s business.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -35,17 +42,23 @@ def create_app(settings: Settings, backend: ComfyBackend | None = None) -> web.A
     """The whole API (`/health`, `/api/...`, `/ws`); it starts and stops its own services."""
     services = Services(settings, backend or default_backend(settings))
     app = build_app(services)
-
-    async def start(_app: web.Application) -> None:
-        warn_if_dev(settings)
-        await services.start()
-
-    async def stop(_app: web.Application) -> None:
-        await services.stop()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app.cleanup_ctx.append(lifetime(services))
     return app
+
+
+def lifetime(services: Services) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The services' start and stop as an aiohttp cleanup_ctx: they start with the app (a start that
+    fails raises, having stopped what it started) and stop once it has stopped serving."""
+
+    async def services_running(_app: web.Application) -> AsyncIterator[None]:
+        warn_if_dev(services.settings)
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    return services_running
 
 
 def allowed_origins(settings: Settings) -> tuple[str, ...]:
@@ -61,9 +74,10 @@ def warn_if_dev(settings: Settings) -> None:
 
 
 def build_app(services: Services) -> web.Application:
-    """An application serving `services`, which the caller starts and stops.
+    """An application serving `services`, which the caller starts and stops (see `lifetime`).
 
     Middlewares, outermost first: version header, CORS, rate limit, error shape, origin and auth guard.
+    The WebSocket hub closes its connections when the app shuts down, before the services stop.
     """
     settings = services.settings
     origins = allowed_origins(settings)

@@ -9,23 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import getpass
 import logging
 import os
-import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from . import __version__, provision
-from .app import create_app
 from .comfy.extra_paths import load_extra_model_paths
 from .comfy.folders import ensure_model_folders
 from .config import ConfigError, Settings
+from .hosting import StartupError, bind, serve_standalone
 from .services.auth import NOBODY_CAN_LOG_IN
 
 #: Every settings flag: its argparse options. Each but --log-level is also an environment variable.
@@ -48,10 +43,6 @@ PRESETS_FLAGS = ("--workspace", "--models-dir", "--data-dir", "--extra-model-pat
 USERS_FLAGS = ("--workspace", "--data-dir", "--log-level")
 #: Loggers of HTTP clients that log every request at INFO.
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "urllib3", "huggingface_hub")
-
-
-class StartupError(Exception):
-    """The dashboard cannot start here; the message says why in one line."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +126,8 @@ def _usable_folder(path: Path, what: str) -> None:
 
 
 def check_login_possible(settings: Settings) -> None:
-    """With ENABLE_AUTH, someone must be able to log in: raises ConfigError when nobody could."""
+    """With ENABLE_AUTH, someone must be able to log in: raises ConfigError when nobody could
+    (StartupError when the users cannot be read)."""
     if not settings.enable_auth or settings.admin_password:
         return
     try:
@@ -146,78 +138,19 @@ def check_login_possible(settings: Settings) -> None:
         raise ConfigError(NOBODY_CAN_LOG_IN)
 
 
-def bind(host: str, port: int) -> list[socket.socket]:
-    """Sockets bound, not yet listening, to `port` on every address `host` resolves to.
-
-    With port 0 every address gets the same free port. Raises StartupError when the address
-    cannot be resolved or bound (the port is taken, the address is not this machine's).
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise StartupError(f"cannot listen on {host}: {exc.strerror}; check --host or DASHBOARD_HOST") from None
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            if os.name == "posix":  # as asyncio does: elsewhere it would let two servers share a port
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise StartupError(_bind_failure(host, port, exc)) from None
-    return sockets
-
-
-def _bind_failure(host: str, port: int, exc: OSError) -> str:
-    where = f"{_url_host(host)}:{port}"
-    if exc.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is in use; choose another with --port or DASHBOARD_PORT"
-    return f"cannot listen on {where}: {exc.strerror or exc}; check --host or DASHBOARD_HOST"
-
-
 def serve(settings: Settings) -> int:
     """Run the standalone server until SIGINT or SIGTERM. Raises StartupError or ConfigError at start."""
     prepare_folders(settings)
     check_login_possible(settings)
     sockets = bind(settings.host, settings.port)
     with contextlib.suppress(KeyboardInterrupt):  # where signals cannot be handled by the loop
-        asyncio.run(_serve(settings, sockets))
+        asyncio.run(serve_standalone(settings, sockets, _announce))
     print("ComfyUI Dashboard stopped", flush=True)
     return 0
 
 
-async def _serve(settings: Settings, sockets: list[socket.socket]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
-    try:
-        try:
-            await runner.setup()  # starts the services
-            for sock in sockets:
-                await web.SockSite(runner, sock).start()
-        except (OSError, sqlite3.Error) as exc:
-            raise StartupError(f"cannot start: {exc}") from None
-        url = f"http://{_url_host(settings.host)}:{sockets[0].getsockname()[1]}/"
-        print(f"ComfyUI Dashboard {__version__} serving on {url}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        for sock in sockets:
-            sock.close()
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def _announce(url: str) -> None:
+    print(f"ComfyUI Dashboard {__version__} serving on {url}", flush=True)
 
 
 def _setup_logging(level: str) -> None:

@@ -1,11 +1,12 @@
 """SQLite state (stdlib sqlite3): downloads, installed files, users and revoked tokens.
 
-One connection, used from one worker thread: every method is a coroutine that runs its SQL off
-the event loop. WAL mode keeps readers and the writer out of each other's way, and every change
-is committed at once, so a `kill -9` loses nothing that was acknowledged. A database that cannot
-be read (random bytes, a malformed page, a folder in its place) is moved aside as
-`dashboard.db.corrupt-<time>` with one warning and a new one is started: what was installed is
-read back from the records beside the model files.
+One connection, used from one thread of its own: every method is a coroutine that runs its SQL
+off the event loop, and rows come back by column name (`sqlite3.Row`, handed out as dicts). WAL
+mode keeps readers and the writer out of each other's way, and every change is committed at
+once, so a `kill -9` loses nothing that was acknowledged. A database that cannot be read (random
+bytes, a malformed page, a folder in its place) is moved aside as `dashboard.db.corrupt-<time>`
+with one warning and a new one is started: what was installed is read back from the records
+beside the model files.
 """
 
 from __future__ import annotations
@@ -73,19 +74,24 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-store")
+        self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        """Open (and create) the database."""
+        """Open (and create) the database, and start its thread."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-store")
         await self._run(self._open)
 
     async def close(self) -> None:
         """Close the database and its thread."""
+        if self._executor is None:
+            return
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
-        self._executor.shutdown(wait=True)
+        executor, self._executor = self._executor, None
+        executor.shutdown(wait=True)  # at once: the close above was its last work
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +115,7 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            if db.execute("PRAGMA quick_check").fetchone()["quick_check"] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
             db.executescript(SCHEMA)
         except BaseException:
@@ -118,6 +124,8 @@ class Store:
         return db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError(f"the database {self.path} is not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _rows(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
@@ -222,7 +230,7 @@ class Store:
 
     async def data_version(self) -> int:
         """A number that changes whenever another connection (another process) commits to the database."""
-        return (await self._run(lambda: self._db.execute("PRAGMA data_version").fetchone()))[0]
+        return (await self._run(lambda: self._db.execute("PRAGMA data_version").fetchone()))["data_version"]
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         """Remember a revoked token until it would have expired anyway."""

@@ -1,1 +1,2 @@
-"""Everything that knows ComfyUI: the backend protocol, its implementations, model folders."""
+"""Everything that knows ComfyUI: the backend protocol and its implementations (in process, remote,
+none), its model folders and extra_model_paths.yaml, and the ComfyUI this process may run in."""

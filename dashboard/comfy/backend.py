@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ComfyUIUnavailable
 from ..events import EventBus
+from ..threads import LOOP_DEFAULT, Threads
 
 
 def unavailable(reason: str = "ComfyUI is not connected") -> ComfyUIUnavailable:
@@ -34,15 +35,18 @@ class ComfyBackend:
     """What the dashboard needs from ComfyUI. This base is the 'no ComfyUI' backend."""
 
     kind = "none"
-    #: Where execution and queue events go (set by `attach`), and how many pending prompts `submit` accepts.
+    #: Where execution and queue events go (set by `attach`), how many pending prompts `submit` accepts,
+    #: and the threads that blocking work runs in.
     bus: EventBus | None = None
     max_queue: int = 100
+    threads: Threads = LOOP_DEFAULT
 
-    def attach(self, bus: EventBus, max_queue: int = 100) -> None:
+    def attach(self, bus: EventBus, max_queue: int = 100, threads: Threads = LOOP_DEFAULT) -> None:
         """Publish execution events on `bus` (queue_update, workflow_progress, workflow_output, error);
-        refuse submissions with QUEUE_FULL once `max_queue` prompts are pending."""
+        refuse submissions with QUEUE_FULL once `max_queue` prompts are pending; block only in `threads`."""
         self.bus = bus
         self.max_queue = max_queue
+        self.threads = threads
 
     async def start(self) -> None:
         """Open connections; called once when the app starts."""

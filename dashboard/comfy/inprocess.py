@@ -9,7 +9,6 @@ message, always awaits the original, and swallows its own errors.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidWorkflow, NotFound, invalid
+from ..threads import LOOP_DEFAULT, Threads
 from .backend import ComfyBackend, OutputFile
 from .protocol import (
     PRIORITY_KEY,
@@ -48,8 +48,8 @@ class InProcessBackend(ComfyBackend):
         self.events = ExecutionEvents()
         self._unwrap: Callable[[], None] | None = None
 
-    def attach(self, bus, max_queue: int = 100) -> None:
-        super().attach(bus, max_queue)
+    def attach(self, bus, max_queue: int = 100, threads: Threads = LOOP_DEFAULT) -> None:
+        super().attach(bus, max_queue, threads)
         self.events.bus = bus
 
     async def start(self) -> None:
@@ -153,13 +153,13 @@ class InProcessBackend(ComfyBackend):
         """Read from ComfyUI's own folders with its `/view`'s checks (for the page on a port of our own)."""
         import folder_paths
 
-        path, size = await asyncio.to_thread(_output_path, folder_paths.get_directory_by_type(kind), filename,
-                                             subfolder)
+        path, size = await self.threads.run(_output_path, folder_paths.get_directory_by_type(kind), filename,
+                                            subfolder)
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         if content_type in _NEVER_INLINE:  # as ComfyUI does: such files download, they never render
             content_type = "application/octet-stream"
-        with await asyncio.to_thread(open, path, "rb") as file:
-            yield OutputFile(content_type, size, _chunks(file))
+        with await self.threads.run(open, path, "rb") as file:
+            yield OutputFile(content_type, size, _chunks(file, self.threads))
 
     def model_roots(self) -> dict[str, list[Path]]:
         """Every model folder ComfyUI knows, extra_model_paths.yaml and legacy names included."""
@@ -195,8 +195,8 @@ def _output_path(folder: str | None, filename: str, subfolder: str) -> tuple[str
     return path, os.path.getsize(path)
 
 
-async def _chunks(file: Any, size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    while chunk := await asyncio.to_thread(file.read, size):
+async def _chunks(file: Any, threads: Threads, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await threads.run(file.read, size):
         yield chunk
 
 

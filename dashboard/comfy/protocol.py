@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import InvalidWorkflow, QueueFull
@@ -114,12 +114,23 @@ class ExecutionEvents:
     def __init__(self) -> None:
         self.bus: EventBus | None = None
         self._last_queue: tuple | None = None
+        #: ComfyUI's message type -> what translates it; every other message is ignored.
+        self._handlers: dict[str, Callable[[dict], None]] = {
+            "execution_start": self._on_execution_start,
+            "execution_cached": self._on_execution_cached,
+            "executing": self._on_executing,
+            "progress": self._on_progress,
+            "executed": self._on_executed,
+            "execution_success": self._on_execution_success,
+            "execution_interrupted": self._on_execution_interrupted,
+            "execution_error": self._on_execution_error,
+        }
 
     def handle(self, event: Any, data: Any) -> None:
         """One message as ComfyUI sends it (`event` is its `type`); unknown and binary ones are ignored."""
         if self.bus is None or not isinstance(event, str) or not isinstance(data, dict):
             return
-        handler = getattr(self, "_on_" + event, None)
+        handler = self._handlers.get(event)
         if handler is None:
             return
         try:

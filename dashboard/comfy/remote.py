@@ -22,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ..errors import DashboardError, InvalidRequest, NotFound
+from ..threads import LOOP_DEFAULT, Threads
 from .backend import ComfyBackend, OutputFile, unavailable
 from .protocol import (
     PRIORITY_KEY,
@@ -65,8 +66,8 @@ class RemoteBackend(ComfyBackend):
         self._queue_dirty = False
         self._sequence = 0
 
-    def attach(self, bus, max_queue: int = 100) -> None:
-        super().attach(bus, max_queue)
+    def attach(self, bus, max_queue: int = 100, threads: Threads = LOOP_DEFAULT) -> None:
+        super().attach(bus, max_queue, threads)
         self.events.bus = bus
 
     async def start(self) -> None:

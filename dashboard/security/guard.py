@@ -16,11 +16,12 @@ from yarl import URL
 
 from ..errors import Forbidden, Unauthorized
 from ..services.auth import AuthService
+from . import request_key
 
 COOKIE = "dashboard_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: The authenticated user of a request, `{username, role, jti, exp}` (absent when auth is off).
-USER = web.RequestKey("user", dict)
+USER = request_key("user", dict)
 
 
 def request_token(request: web.Request) -> tuple[str | None, str | None]:

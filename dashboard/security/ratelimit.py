@@ -22,12 +22,13 @@ from aiohttp import web
 from ..api.errors import error_response
 from ..errors import RateLimitExceeded, Unauthorized
 from ..services.auth import AuthService
+from . import request_key
 from .guard import request_token
 
 #: Seconds of one counting window.
 WINDOW = 60.0
 #: The X-RateLimit-* headers of a counted request, for `rate_limit_headers`.
-RATE_HEADERS = web.RequestKey("rate_limit_headers", dict)
+RATE_HEADERS = request_key("rate_limit_headers", dict)
 
 
 class RateLimiter:

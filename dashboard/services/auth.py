@@ -16,7 +16,6 @@ down that user at that address only. Secrets never appear in logs or error messa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -33,6 +32,7 @@ import jwt
 from ..config import ConfigError
 from ..errors import InvalidRequest, NotFound, RateLimitExceeded, Unauthorized
 from ..store import Store
+from ..threads import LOOP_DEFAULT, Threads
 
 log = logging.getLogger("dashboard.auth")
 
@@ -91,8 +91,9 @@ class AuthService:
     """Logs users in and out, keeps the users, and checks tokens against them."""
 
     def __init__(self, store: Store, data_dir: Path, secret: str | None, token_ttl: int,
-                 admin_password: str | None) -> None:
+                 admin_password: str | None, threads: Threads = LOOP_DEFAULT) -> None:
         self.store = store
+        self.threads = threads
         self.data_dir = data_dir
         self.token_ttl = token_ttl
         self._configured_secret = secret
@@ -106,8 +107,7 @@ class AuthService:
 
     async def start(self) -> None:
         """Load the secret, users and revocations; create or update `admin` from the configured password."""
-        loop = asyncio.get_running_loop()
-        self._secret = await loop.run_in_executor(None, load_secret, self._configured_secret, self.data_dir)
+        self._secret = await self.threads.run(load_secret, self._configured_secret, self.data_dir)
         await self._load()
         if self._admin_password:
             await self.add_user("admin", self._admin_password, "administrator")  # unchanged: sessions stay
@@ -125,14 +125,12 @@ class AuthService:
         working."""
         _check_role(role)
         await self.refresh()
-        loop = asyncio.get_running_loop()
         existing = self._users.get(username)
-        if existing is not None and await loop.run_in_executor(None, verify_password, password,
-                                                               existing["password_hash"]):
+        if existing is not None and await self.threads.run(verify_password, password, existing["password_hash"]):
             if existing["role"] != role:
                 await self.set_role(username, role)
             return
-        digest = await loop.run_in_executor(None, hash_password, password)
+        digest = await self.threads.run(hash_password, password)
         created_at = await self.store.save_user(username, role, digest)
         self._users = {**self._users, username: {"username": username, "role": role, "password_hash": digest,
                                                  "created_at": created_at}}
@@ -171,8 +169,7 @@ class AuthService:
                                     {"retry_after": int(wait) + 1}, headers={"Retry-After": str(int(wait) + 1)})
         await self.refresh()
         user = self._users.get(username)
-        ok = user is not None and await asyncio.get_running_loop().run_in_executor(
-            None, verify_password, password, user["password_hash"])
+        ok = user is not None and await self.threads.run(verify_password, password, user["password_hash"])
         if not ok:
             self._failed(key)
             log.warning("Failed login for user %r from %s", username[:64], address)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ..threads import LOOP_DEFAULT, Threads
 from .preset_schema import Preset, PresetError, parse_preset
 from .templates import load_template_presets, templates_dir
 from .watch import folder_signature
@@ -39,8 +40,9 @@ class Catalogue:
     """All presets by id, with the problems found while reading them."""
 
     def __init__(self, shipped_dir: Path, user_dir: Path, folder_types: set[str], templates: bool = True,
-                 max_age: float = 1.0) -> None:
+                 max_age: float = 1.0, threads: Threads = LOOP_DEFAULT) -> None:
         self.shipped_dir = shipped_dir
+        self.threads = threads
         self.user_dir = user_dir
         self.folder_types = folder_types
         self.use_templates = templates
@@ -63,7 +65,7 @@ class Catalogue:
         async with self._lock:
             if not force and time.monotonic() - self._checked_at < self.max_age:
                 return
-            changed = await asyncio.get_running_loop().run_in_executor(None, self._load_changes)
+            changed = await self.threads.run(self._load_changes)
             self._checked_at = time.monotonic()
             if changed:
                 self._merge()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import tempfile
@@ -14,6 +13,7 @@ from ..errors import DashboardError, PresetAlreadyInstalled
 from ..events import EventBus
 from ..resources import shipped
 from ..store import Store
+from ..threads import Threads
 from .auth import AuthService
 from .catalogue import Catalogue
 from .downloads.limits import Limits, LimitSettings
@@ -37,21 +37,27 @@ SHIPPED_WORKFLOWS = shipped("workflows")
 
 
 class Services:
-    """Everything the API handlers call. `start()` and `stop()` run on the serving loop."""
+    """Everything the API handlers call. `start()` and `stop()` run on the serving loop.
+
+    `threads` is this dashboard's own pool for blocking work (`threads.py`), handed to every part
+    that blocks; it starts first and stops last.
+    """
 
     def __init__(self, settings: Settings, backend: ComfyBackend) -> None:
         self.settings = settings
         self.backend = backend
         self.bus = EventBus()
-        backend.attach(self.bus, settings.max_queue)
+        self.threads = threads = Threads()
+        backend.attach(self.bus, settings.max_queue, threads=threads)
         self.system = SystemMonitor(self.bus, backend, settings.models_dir, settings.status_interval,
-                                    GpuReader(settings.cuda_visible_devices))
+                                    GpuReader(settings.cuda_visible_devices), threads=threads)
         self.index = ModelIndex(backend.model_roots()
-                                or standalone_model_roots(settings.models_dir, settings.extra_model_paths))
+                                or standalone_model_roots(settings.models_dir, settings.extra_model_paths),
+                                threads=threads)
         self.catalogue = Catalogue(SHIPPED_PRESETS, settings.data_dir / "presets", set(self.index.roots),
-                                   templates=settings.official_templates)
+                                   templates=settings.official_templates, threads=threads)
         self.presets = PresetService(self.catalogue, self.index, settings.hf_endpoint)
-        self.models = ModelService(self.index, self.presets, backend, self.system)
+        self.models = ModelService(self.index, self.presets, backend, self.system, threads=threads)
         self.store = Store(settings.data_dir / "dashboard.db")
         self.downloads = DownloadManager(
             self.store, self.bus, self.presets, self.index,
@@ -60,14 +66,14 @@ class Services:
             forget_folder=backend.forget_model_folder, in_use=self.models.in_use,
             limits=Limits(LimitSettings(settings.max_bandwidth, settings.connections_per_file,
                                         settings.max_connections, settings.yield_to_generation,
-                                        settings.yield_share)))
+                                        settings.yield_share)), threads=threads)
         self.presets.progress = self.downloads
         self.presets.verified = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
-                                         self.index, templates=settings.official_templates)
+                                         self.index, templates=settings.official_templates, threads=threads)
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
-                                settings.admin_password) if settings.enable_auth else None
+                                settings.admin_password, threads=threads) if settings.enable_auth else None
         self.page = PageFiles()
         self.started = False
 
@@ -77,7 +83,8 @@ class Services:
             return
         self.started = True
         try:
-            await asyncio.get_running_loop().run_in_executor(None, usable_data_dir, self.settings.data_dir)
+            self.threads.start()
+            await self.threads.run(usable_data_dir, self.settings.data_dir)
             self._read_model_roots()
             await self.backend.start()
             await self.system.start()
@@ -120,10 +127,13 @@ class Services:
         if not self.started:
             return
         self.started = False
-        await self.downloads.stop()
-        await self.store.close()
-        await self.system.stop()
-        await self.backend.stop()
+        try:
+            await self.downloads.stop()
+            await self.store.close()
+            await self.system.stop()
+            await self.backend.stop()
+        finally:
+            await self.threads.stop()  # last: the others may still hand work over while they stop
 
 
 def usable_data_dir(path: Path) -> None:

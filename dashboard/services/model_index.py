@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..comfy.folders import MODEL_EXTENSIONS
+from ..threads import LOOP_DEFAULT, Threads
 
 log = logging.getLogger("dashboard.models")
 
@@ -45,6 +46,8 @@ RACY_SECONDS = 2.0
 
 #: One file as the index keeps it: (type, relpath, root, size, modified), ModelFile's fields in order.
 Row = tuple[str, str, str, int, float]
+#: Where each field sits in a Row: read `row[SIZE]`, never `row[3]`.
+TYPE, RELPATH, ROOT, SIZE, MODIFIED = range(5)
 
 
 class ModelFile(NamedTuple):
@@ -91,9 +94,11 @@ class _Scan:
 class ModelIndex:
     """What model files exist, by folder type. `roots` maps a type to its folders (first = default)."""
 
-    def __init__(self, roots: Mapping[str, Iterable[Path]], max_age: float = 1.0) -> None:
+    def __init__(self, roots: Mapping[str, Iterable[Path]], max_age: float = 1.0,
+                 threads: Threads = LOOP_DEFAULT) -> None:
         self.roots = {name: [Path(p) for p in paths] for name, paths in roots.items()}
         self.max_age = max_age
+        self.threads = threads
         self.problems: list[dict[str, str]] = []
         self.version = 0
         self._dirs: dict[str, _Dir] = {}
@@ -112,7 +117,7 @@ class ModelIndex:
         fresh_from = requested if force else requested - self.max_age
         while max(fresh_from, self._invalidated_at) > self._refreshed_at:
             if self._refreshing is None or self._refreshing.done():
-                self._refreshing = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, self._scan))
+                self._refreshing = asyncio.ensure_future(self.threads.run(self._scan))
             await asyncio.shield(self._refreshing)
 
     def files(self) -> dict[str, ModelFile]:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..comfy.backend import ComfyBackend
 from ..comfy.extra_paths import add_extra_paths, load_extra_model_paths
@@ -36,8 +36,9 @@ from ..errors import (
     ModelNotFound,
     invalid,
 )
+from ..threads import LOOP_DEFAULT, Threads
 from .downloads.records import remove_record
-from .model_index import PARTIAL_SUFFIXES, ModelIndex, Row
+from .model_index import MODIFIED, PARTIAL_SUFFIXES, RELPATH, SIZE, TYPE, ModelIndex, Row
 from .preset_schema import Preset
 from .presets import PresetService
 from .sizes import gb, iso_utc
@@ -79,6 +80,16 @@ def display_name(folder_type: str) -> str:
     return FOLDER_TYPES.get(folder_type) or folder_type.replace("_", " ").title()
 
 
+class TypeTotal(NamedTuple):
+    """How many model files of one folder type there are, and their bytes."""
+
+    count: int
+    size: int
+
+
+NO_FILES = TypeTotal(0, 0)
+
+
 @dataclass
 class _Inventory:
     """One index version: every path in order, summed by type; built off the loop. Views (filtered,
@@ -88,24 +99,24 @@ class _Inventory:
     rows: Mapping[str, Row]
     paths: list[str]  # sorted
     total_bytes: int
-    by_type: dict[str, tuple[int, int]] | None = None  # type -> (count, bytes), see type_totals()
+    by_type: dict[str, TypeTotal] | None = None  # see type_totals()
     views: OrderedDict = field(default_factory=OrderedDict)  # query key -> (paths, bytes)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> JSON without `preset`
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(cls, version: int, rows: Mapping[str, Row]) -> _Inventory:
-        return cls(version, rows, sorted(rows), sum(row[3] for row in rows.values()))
+        return cls(version, rows, sorted(rows), sum(row[SIZE] for row in rows.values()))
 
-    def type_totals(self) -> dict[str, tuple[int, int]]:
-        """type -> (count, bytes); made on first use (a listing does not need it)."""
+    def type_totals(self) -> dict[str, TypeTotal]:
+        """Folder type -> its files' count and bytes; made on first use (a listing does not need it)."""
         if self.by_type is None:
             counts: dict[str, int] = {}
             sizes: dict[str, int] = {}
             for folder_type, _relpath, _root, size, _modified in self.rows.values():
                 counts[folder_type] = counts.get(folder_type, 0) + 1
                 sizes[folder_type] = sizes.get(folder_type, 0) + size
-            self.by_type = {t: (counts[t], sizes[t]) for t in counts}
+            self.by_type = {t: TypeTotal(counts[t], sizes[t]) for t in counts}
         return self.by_type
 
     def view(self, folder_type: str | None, search: str | None, sort: str, descending: bool) -> tuple[list, int]:
@@ -118,17 +129,17 @@ class _Inventory:
                 return found
         rows, selected = self.rows, self.paths
         if folder_type is not None:
-            selected = [p for p in selected if rows[p][0] == folder_type]
+            selected = [p for p in selected if rows[p][TYPE] == folder_type]
         for word in search.lower().split() if search else ():
-            selected = [p for p in selected if word in rows[p][1].lower()]
+            selected = [p for p in selected if word in rows[p][RELPATH].lower()]
         if sort == "name":
             selected = sorted(selected, key=lambda p: (p.rsplit("/", 1)[-1].lower(), p), reverse=descending)
         elif sort in ("size", "modified"):
-            column = 3 if sort == "size" else 4
+            column = SIZE if sort == "size" else MODIFIED
             selected = sorted(selected, key=lambda p: (rows[p][column], p), reverse=descending)
         elif descending:
             selected = selected[::-1]
-        size = self.total_bytes if selected is self.paths else sum(rows[p][3] for p in selected)
+        size = self.total_bytes if selected is self.paths else sum(rows[p][SIZE] for p in selected)
         found = (selected, size)
         with self.lock:
             self.views[key] = found
@@ -161,8 +172,9 @@ class ModelService:
     """GET/DELETE /api/models, GET /api/models/types and the models half of GET /api/system/storage."""
 
     def __init__(self, index: ModelIndex, presets: PresetService, backend: ComfyBackend,
-                 system: SystemMonitor) -> None:
+                 system: SystemMonitor, threads: Threads = LOOP_DEFAULT) -> None:
         self.index = index
+        self.threads = threads
         self.presets = presets
         self.backend = backend
         self.system = system
@@ -185,7 +197,7 @@ class ModelService:
             models = [{**inventory.entry(p), "preset": owner(p)} for p in selected[offset:offset + limit]]
             return models, len(selected), size
 
-        models, total, total_bytes = await asyncio.get_running_loop().run_in_executor(None, page)
+        models, total, total_bytes = await self.threads.run(page)
         return {
             "models": models,
             "total": total,
@@ -199,25 +211,25 @@ class ModelService:
     async def types(self) -> dict[str, Any]:
         """The body of GET /api/models/types: every folder type, with 0 for empty ones."""
         inventory = await self.inventory()
-        totals = await asyncio.get_running_loop().run_in_executor(None, inventory.type_totals)
+        totals = await self.threads.run(inventory.type_totals)
         types = []
         for name in self.known_types():
-            count, size = totals.get(name, (0, 0))
-            types.append({"id": name, "name": display_name(name), "count": count, "size_gb": gb(size),
-                          "size_bytes": size})
+            total = totals.get(name, NO_FILES)
+            types.append({"id": name, "name": display_name(name), "count": total.count, "size_gb": gb(total.size),
+                          "size_bytes": total.size})
         return {"types": types}
 
     async def storage(self) -> dict[str, Any]:
         """The body of GET /api/system/storage: the models volume and what the models take."""
         inventory = await self.inventory()
-        totals = await asyncio.get_running_loop().run_in_executor(None, inventory.type_totals)
+        totals = await self.threads.run(inventory.type_totals)
         return {
             "workspace": await self.system.disk_now(),
             "models": {
                 "count": len(inventory.paths),
                 "total_size_gb": gb(inventory.total_bytes),
                 "total_size_bytes": inventory.total_bytes,
-                "by_type": {name: totals.get(name, (0, 0))[0] for name in self.known_types()},
+                "by_type": {name: totals.get(name, NO_FILES).count for name in self.known_types()},
             },
         }
 
@@ -227,8 +239,7 @@ class ModelService:
         while self._inventory is None or self._inventory.version != self.index.version:
             if self._building is None or self._building.done():
                 version, rows = self.index.version, self.index.rows()
-                self._building = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
-                    None, _Inventory.build, version, rows))
+                self._building = asyncio.ensure_future(self.threads.run(_Inventory.build, version, rows))
             inventory = await asyncio.shield(self._building)
             if self._inventory is None or inventory.version > self._inventory.version:
                 self._inventory = inventory
@@ -280,8 +291,7 @@ class ModelService:
         Paths are resolved on disk, not in the index, so a file the index has not seen yet is found.
         """
         requested = list(dict.fromkeys(paths))
-        loop = asyncio.get_running_loop()
-        resolved = await loop.run_in_executor(None, self._resolve_all, requested)
+        resolved = await self.threads.run(self._resolve_all, requested)
         errors: list[dict[str, str]] = []
         targets: list[_Target] = []
         for path, outcome in resolved:
@@ -296,7 +306,7 @@ class ModelService:
                     targets.remove(target)
                     errors.append({"path": target.requested, "code": "MODEL_IN_USE",
                                    "message": "A queued or running prompt uses this model; use force to delete it"})
-        outcomes = await loop.run_in_executor(None, _unlink_all, targets)
+        outcomes = await self.threads.run(_unlink_all, targets)
         deleted = [t for t, error in zip(targets, outcomes, strict=True) if error is None]
         errors.extend({"path": t.requested, "code": e.code, "message": e.message}
                       for t, e in zip(targets, outcomes, strict=True) if e is not None)

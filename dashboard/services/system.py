@@ -18,6 +18,7 @@ import psutil
 
 from ..comfy.backend import ComfyBackend
 from ..events import EventBus
+from ..threads import LOOP_DEFAULT, Threads
 from .gpu import GpuReader
 from .sizes import gb
 
@@ -28,8 +29,9 @@ class SystemMonitor:
     """Samples the machine in the background; `status()` answers from the last sample."""
 
     def __init__(self, bus: EventBus, backend: ComfyBackend, disk_path: Path, interval: float,
-                 gpu_reader: GpuReader | None = None) -> None:
+                 gpu_reader: GpuReader | None = None, threads: Threads = LOOP_DEFAULT) -> None:
         self._bus = bus
+        self._threads = threads
         self._backend = backend
         self._disk_path = disk_path
         self._interval = interval
@@ -57,12 +59,11 @@ class SystemMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await asyncio.get_running_loop().run_in_executor(None, self._gpus.close)
+        await self._threads.run(self._gpus.close)
 
     async def refresh(self) -> None:
         """Take one sample now (off the loop) and publish it."""
-        loop = asyncio.get_running_loop()
-        sample = await loop.run_in_executor(None, self._read)
+        sample = await self._threads.run(self._read)
         self._comfyui_ok = await self._backend.reachable()
         self._sample = sample
         self.samples_taken += 1
@@ -94,7 +95,7 @@ class SystemMonitor:
 
     async def disk_now(self) -> dict[str, Any] | None:
         """The models volume's usage read now (off the loop), for answers that must not lag a deletion."""
-        return await asyncio.get_running_loop().run_in_executor(None, _disk_usage, self._disk_path)
+        return await self._threads.run(_disk_usage, self._disk_path)
 
     def event_data(self) -> dict[str, Any]:
         """The `system_status` WebSocket message's data."""

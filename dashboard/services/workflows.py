@@ -30,6 +30,7 @@ from jsonschema import Draft202012Validator
 
 from ..comfy.folders import MODEL_EXTENSIONS, canonical_type
 from ..errors import DashboardError, Forbidden, InvalidWorkflow, WorkflowNotFound
+from ..threads import LOOP_DEFAULT, Threads
 from .catalogue import Catalogue
 from .preset_schema import CATEGORY_BY_TYPE
 from .templates import template_entries, template_models, template_preset_id, templates_dir
@@ -171,8 +172,9 @@ class WorkflowLibrary:
     """Lists, reads, saves and checks workflows. `index` is the ModelIndex (`refresh()`, `get(path)`)."""
 
     def __init__(self, shipped_dir: Path, user_dir: Path, catalogue: Catalogue, index: Any,
-                 templates: bool = True) -> None:
+                 templates: bool = True, threads: Threads = LOOP_DEFAULT) -> None:
         self.shipped_dir = shipped_dir
+        self.threads = threads
         self.user_dir = user_dir
         self.catalogue = catalogue
         self.index = index
@@ -250,7 +252,7 @@ class WorkflowLibrary:
         """Delete a user workflow (shipped and template ones are read-only)."""
         async with self._lock:
             entry = self._writable(await self.require(workflow_id), "deleted")
-            await asyncio.get_running_loop().run_in_executor(None, _unlink, entry.file)
+            await self.threads.run(_unlink, entry.file)
             self._user_signature = None
         return {"id": entry.id, "status": "deleted"}
 
@@ -292,14 +294,14 @@ class WorkflowLibrary:
         return entry
 
     async def _all(self) -> dict[str, Workflow]:
-        loop = asyncio.get_running_loop()
+        run = self.threads.run
         if self._shipped is None:
-            self._shipped = await loop.run_in_executor(None, _load_dir, self.shipped_dir, "shipped")
+            self._shipped = await run(_load_dir, self.shipped_dir, "shipped")
         if self._templates is None:
-            self._templates = await loop.run_in_executor(None, _load_templates, self.use_templates)
-        signature = await loop.run_in_executor(None, folder_signature, self.user_dir, ("*.json",))
+            self._templates = await run(_load_templates, self.use_templates)
+        signature = await run(folder_signature, self.user_dir, ("*.json",))
         if signature != self._user_signature:
-            self._user = await loop.run_in_executor(None, _load_dir, self.user_dir, "user")
+            self._user = await run(_load_dir, self.user_dir, "user")
             self._user_signature = signature
         if self._templates.workflows:
             await self.catalogue.refresh()
@@ -325,13 +327,13 @@ class WorkflowLibrary:
         if entry.workflow is not None:
             return entry.workflow
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, _read_json, entry.file)
+            return await self.threads.run(_read_json, entry.file)
         except (OSError, ValueError) as exc:
             raise WorkflowNotFound(f"Workflow {entry.id} could not be read: {exc}",
                                    {"workflow_id": entry.id}) from None
 
     async def _write(self, path: Path, data: dict[str, Any]) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, _write_json, path, data)
+        await self.threads.run(_write_json, path, data)
         self._user_signature = None
 
 

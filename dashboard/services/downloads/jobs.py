@@ -59,6 +59,40 @@ class FileTask:
     def __post_init__(self) -> None:
         self.status = FileStatus(self.status)
 
+    @classmethod
+    def restore(cls, row: dict[str, Any]) -> FileTask:
+        """A file as the store kept it; one that was downloading when the process stopped is pending again."""
+        status = FileStatus.PENDING if row["status"] == FileStatus.DOWNLOADING else row["status"]
+        return cls(row["path"], row["spec"], row["size"], status, error=row["error"])
+
+    def start(self) -> None:
+        """Its transfer begins."""
+        self.status = FileStatus.DOWNLOADING
+
+    def stop(self) -> None:
+        """Its transfer ended without a verdict (paused, cancelled, stopped): pending again if it was running."""
+        if self.status == FileStatus.DOWNLOADING:
+            self.status = FileStatus.PENDING
+
+    def finish(self) -> None:
+        """It is in place, verified."""
+        self.status, self.done_bytes = FileStatus.DONE, self.size
+
+    def fail(self, error: dict[str, Any]) -> None:
+        """It failed with `error` (`{code, message, details}`)."""
+        self.status, self.error = FileStatus.FAILED, error
+
+    def retry(self) -> bool:
+        """Pending again if it had failed; whether it had."""
+        if self.status != FileStatus.FAILED:
+            return False
+        self.status, self.error = FileStatus.PENDING, None
+        return True
+
+    def measured(self, held: int) -> None:
+        """Its `.part` holds `held` bytes (looked at before it resumes)."""
+        self.done_bytes = held
+
 
 @dataclass
 class Job:
@@ -78,6 +112,58 @@ class Job:
 
     def __post_init__(self) -> None:
         self.status = JobStatus(self.status)
+
+    @classmethod
+    def restore(cls, row: dict[str, Any]) -> Job:
+        """A job as the store kept it (`Store.downloads()`); one that was downloading is queued again."""
+        status = JobStatus.QUEUED if row["status"] == JobStatus.DOWNLOADING else row["status"]
+        return cls(row["id"], row["preset_id"], row["priority"], row["created_at"],
+                   [FileTask.restore(f) for f in row["files"]], status, row["finished_at"], row["error"])
+
+    # what happens to a job
+
+    def start_file(self, f: FileTask) -> None:
+        """One of its files begins to transfer: a queued job is downloading from now on."""
+        f.start()
+        if self.status == JobStatus.QUEUED:
+            self.status = JobStatus.DOWNLOADING
+
+    def pause(self) -> None:
+        """Paused by the user: its transfers stop, their `.part` files stay."""
+        self.status = JobStatus.PAUSED
+
+    def cancel(self) -> None:
+        """Cancelled by the user: its transfers stop and its unfinished files go."""
+        self.status = JobStatus.CANCELLED
+
+    def resume(self) -> list[FileTask]:
+        """Queued again after a pause or a failure, without the error; returns the failed files made pending again."""
+        retried = [f for f in self.files if f.retry()]
+        self.status, self.error = JobStatus.QUEUED, None
+        return retried
+
+    def reprioritize(self, priority: int) -> None:
+        """Takes its turn at another rank (`PRIORITIES`)."""
+        self.priority = priority
+
+    def finish(self) -> None:
+        """Every file is in place and verified."""
+        self.status, self.finished_at = JobStatus.COMPLETED, time.time()
+
+    def fail(self, error: dict[str, Any]) -> None:
+        """It failed with `error` (`{code, message, details}`); the files still running are stopped by the manager."""
+        self.status, self.error = JobStatus.FAILED, error
+
+    def event_due(self, interval: float, force: bool = False) -> bool:
+        """Whether a progress event may go out now (at most one per `interval` seconds unless `force`);
+        if so, the clock starts again."""
+        now = time.monotonic()
+        if not force and now - self.last_event < interval:
+            return False
+        self.last_event = now
+        return True
+
+    # how far it got
 
     @property
     def total_bytes(self) -> int:

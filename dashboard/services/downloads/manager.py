@@ -39,6 +39,7 @@ from ...errors import (
 )
 from ...events import Event, EventBus
 from ...store import Store
+from ...threads import LOOP_DEFAULT, Threads
 from ..model_index import ModelIndex
 from ..presets import PresetService
 from ..sizes import gb, human_duration, human_rate
@@ -64,8 +65,9 @@ class DownloadManager:
                  max_downloads: int = 2, read_timeout: float = 60, retry: RetryPolicy | None = None,
                  forget_folder: Callable[[str], None] = lambda folder: None,
                  in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, threads: Threads = LOOP_DEFAULT) -> None:
         self.store = store
+        self.threads = threads
         self.bus = bus
         self.presets = presets
         self.index = index
@@ -76,9 +78,9 @@ class DownloadManager:
         self.limits = limits or Limits(LimitSettings())
         self.jobs: dict[str, Job] = {}
         self.installed: dict[str, dict[str, Any]] = {}
-        self.planner = Planner(presets, index, self.installed)
-        self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use)
-        self.volume = VolumeRecords(index, self.planner, store, bus)
+        self.planner = Planner(presets, index, self.installed, threads)
+        self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use, threads)
+        self.volume = VolumeRecords(index, self.planner, store, bus, threads)
         self._running: dict[tuple[str, str], asyncio.Task] = {}
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
@@ -95,20 +97,15 @@ class DownloadManager:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.read_timeout)
         self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False, read_bufsize=READ_BUFFER)
         self.transfer = Transfer(self._session, self.tokens, self.retry, self.limits.connections,
-                                 self.limits.bandwidth)
+                                 self.limits.bandwidth, threads=self.threads)
         self._unsubscribe = self.bus.subscribe(self._on_event)
         self.installed.update(await self.store.installed_files())
         await self.volume.adopt()
         self._watch = asyncio.create_task(self.volume.follow())
         for row in await self.store.downloads():
-            files = [FileTask(f["path"], f["spec"], f["size"],
-                              FileStatus.PENDING if f["status"] == FileStatus.DOWNLOADING else f["status"],
-                              error=f["error"]) for f in row["files"]]
-            status = JobStatus.QUEUED if row["status"] == JobStatus.DOWNLOADING else row["status"]
-            job = Job(row["id"], row["preset_id"], row["priority"], row["created_at"], files, status,
-                      row["finished_at"], row["error"])
+            job = Job.restore(row)
             self.jobs[job.id] = job
-        await asyncio.get_running_loop().run_in_executor(None, self._measure_parts)
+        await self.threads.run(self._measure_parts)
         self._pump()
 
     async def stop(self) -> None:
@@ -168,7 +165,8 @@ class DownloadManager:
         job = self._require(download_id)
         if job.status not in RUNNABLE:
             raise self._conflict(job, "pause")
-        await self._set_status(job, JobStatus.PAUSED)
+        job.pause()
+        await self.store.update_download(job.id, status=job.status)
         await self._stop_files(job)
         self._publish_progress(job, force=True)
         return {"status": "paused", "download_id": job.id}
@@ -177,12 +175,9 @@ class DownloadManager:
         job = self._require(download_id)
         if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
             raise self._conflict(job, "resume")
-        for f in job.files:
-            if f.status == FileStatus.FAILED:
-                f.status, f.error = FileStatus.PENDING, None
-                await self.store.update_file(job.id, f.path, status=FileStatus.PENDING, error=None)
-        job.error = None
-        await self._set_status(job, JobStatus.QUEUED, error=None)
+        for f in job.resume():
+            await self.store.update_file(job.id, f.path, status=f.status, error=None)
+        await self.store.update_download(job.id, status=job.status, error=None)
         self._pump()
         return {"status": "downloading", "download_id": job.id}
 
@@ -190,7 +185,8 @@ class DownloadManager:
         job = self._require(download_id)
         if job.status not in (*ACTIVE, JobStatus.FAILED):
             raise self._conflict(job, "cancel")
-        await self._set_status(job, JobStatus.CANCELLED)
+        job.cancel()
+        await self.store.update_download(job.id, status=job.status)
         await self._stop_files(job)
         unfinished = {f.path: self.planner.target(f.path) for f in job.files if f.status != FileStatus.DONE}
 
@@ -202,13 +198,13 @@ class DownloadManager:
                     remove_partial(target)
                     lock.release()
 
-        await asyncio.get_running_loop().run_in_executor(None, remove)
+        await self.threads.run(remove)
         self._complete_event(job, "cancelled")
         return {"status": "cancelled", "download_id": job.id, "files_removed": True}
 
     async def set_priority(self, download_id: str, priority: str) -> dict[str, Any]:
         job = self._require(download_id)
-        job.priority = PRIORITIES[priority]
+        job.reprioritize(PRIORITIES[priority])
         await self.store.update_download(job.id, priority=job.priority)
         self._pump()
         return job.summary()
@@ -242,7 +238,7 @@ class DownloadManager:
         if unknown:
             raise ModelNotFound(f"No model folder for {unknown[0]!r}", {"path": unknown[0]})
         targets = {path: self.planner.target(path) for path in paths}
-        outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, targets)
+        outside = await self.threads.run(self.planner.outside, targets)
         if outside:
             raise invalid(f"Not a model file inside the model folders: {', '.join(outside)}", paths=list(outside))
         return await verify_files(paths, targets, self.installed)
@@ -312,7 +308,7 @@ class DownloadManager:
             for f in job.files:
                 if f.status == FileStatus.PENDING:
                     with contextlib.suppress(OSError, DashboardError):
-                        f.done_bytes = bytes_held(self.planner.target(f.path))
+                        f.measured(bytes_held(self.planner.target(f.path)))
 
     def _pump(self) -> None:
         """Start file transfers while there are free slots, best job first."""
@@ -327,10 +323,8 @@ class DownloadManager:
                     return
                 if f.status == FileStatus.PENDING and f.path not in busy:
                     busy.add(f.path)
-                    f.status = FileStatus.DOWNLOADING
+                    job.start_file(f)  # the job's new status is persisted by _run_file
                     self._running[(job.id, f.path)] = asyncio.create_task(self._run_file(job, f))
-            if job.status == JobStatus.QUEUED and any(f.status == FileStatus.DOWNLOADING for f in job.files):
-                job.status = JobStatus.DOWNLOADING  # persisted by _run_file
 
     async def _run_file(self, job: Job, f: FileTask) -> None:
         try:
@@ -339,7 +333,7 @@ class DownloadManager:
             await self.index.refresh(force=True)
             if not self.planner.verified(preset_file(f)):
                 target = self.planner.target(f.path)
-                outside = await asyncio.get_running_loop().run_in_executor(None, self.planner.outside, {f.path: target})
+                outside = await self.threads.run(self.planner.outside, {f.path: target})
                 if outside:
                     raise OutsideModelFolders(f"{f.path} is not written: {outside[f.path]}")
                 installed_at = time.time()
@@ -352,11 +346,10 @@ class DownloadManager:
                 self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
                 self.index.invalidate()
                 await self.store.record_installed(record)
-            f.status, f.done_bytes = FileStatus.DONE, f.size
-            await self.store.update_file(job.id, f.path, status=FileStatus.DONE, size=f.size)
+            f.finish()
+            await self.store.update_file(job.id, f.path, status=f.status, size=f.size)
         except asyncio.CancelledError:
-            if f.status == FileStatus.DOWNLOADING:
-                f.status = FileStatus.PENDING
+            f.stop()
             raise
         except DashboardError as exc:
             await self._fail(job, f, exc)
@@ -368,15 +361,13 @@ class DownloadManager:
                                                     {"file": f.path}))
         finally:
             self._running.pop((job.id, f.path), None)
-            if f.status == FileStatus.DOWNLOADING:
-                f.status = FileStatus.PENDING
+            f.stop()
             with contextlib.suppress(RuntimeError):
                 await self._after_file(job)
 
     async def _after_file(self, job: Job) -> None:
         if job.status in RUNNABLE and all(f.status == FileStatus.DONE for f in job.files):
-            job.finished_at = time.time()
-            job.status = JobStatus.COMPLETED  # the files are in place and their records beside them
+            job.finish()  # the files are in place and their records beside them
             await self._persist(self.store.update_download(job.id, status=job.status, finished_at=job.finished_at))
             self._publish_progress(job, force=True)
             self._complete_event(job, "success")
@@ -384,12 +375,11 @@ class DownloadManager:
 
     async def _fail(self, job: Job, f: FileTask, error: DashboardError) -> None:
         """A file failed: so does its job, in memory and events even when the database cannot be written."""
-        f.status, f.error = FileStatus.FAILED, error.to_dict()["error"]
-        await self._persist(self.store.update_file(job.id, f.path, status=FileStatus.FAILED, error=f.error))
+        f.fail(error.to_dict()["error"])
+        await self._persist(self.store.update_file(job.id, f.path, status=f.status, error=f.error))
         if job.status not in RUNNABLE:
             return
-        job.error = {**f.error, "details": _failure_details(f.path, error)}
-        job.status = JobStatus.FAILED
+        job.fail({**f.error, "details": _failure_details(f.path, error)})
         await self._persist(self.store.update_download(job.id, status=job.status, error=job.error))
         await self._stop_files(job)
         log.warning("Download %s (%s) failed: %s", job.id, job.preset_id, error.message)
@@ -412,10 +402,6 @@ class DownloadManager:
         except sqlite3.Error as exc:
             log.warning("Could not write the download state to %s: %s", self.store.path, exc)
 
-    async def _set_status(self, job: Job, status: JobStatus, **fields: Any) -> None:
-        job.status = status
-        await self.store.update_download(job.id, status=status, **fields)
-
     def _progress(self, job: Job, f: FileTask, done: int, total: int | None, connections: int) -> None:
         speed = job.progressed(f, done, total, connections)
         if speed is not None:
@@ -423,10 +409,8 @@ class DownloadManager:
         self._publish_progress(job)
 
     def _publish_progress(self, job: Job, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - job.last_event < EVENT_INTERVAL:
+        if not job.event_due(EVENT_INTERVAL, force):
             return
-        job.last_event = now
         s = job.summary()
         self.bus.publish("download_progress", {
             "download_id": job.id, "preset_id": job.preset_id, "status": job.status, "progress": s["progress"],

@@ -8,12 +8,12 @@ real location is outside them (through a symlinked folder inside them) is refuse
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ...errors import DownloadFailed, InsufficientStorage, invalid
+from ...threads import LOOP_DEFAULT, Threads
 from ..model_index import ModelIndex
 from ..models import outside_model_folders, real_model_roots
 from ..preset_schema import Preset, PresetFile
@@ -27,8 +27,10 @@ from .transfer import DISK_MARGIN, bytes_held, part_paths
 class Planner:
     """Turns presets into file tasks and checks them against the model folders."""
 
-    def __init__(self, presets: PresetService, index: ModelIndex, installed: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, presets: PresetService, index: ModelIndex, installed: dict[str, dict[str, Any]],
+                 threads: Threads = LOOP_DEFAULT) -> None:
         self.presets = presets
+        self.threads = threads
         self.index = index
         self.installed = installed  # model-folder path -> the verified record the store keeps
 
@@ -85,7 +87,7 @@ class Planner:
         """INVALID_REQUEST, before anything is queued, when a file would be written outside the model
         folders (through a symlinked folder inside them)."""
         targets = {f.path: self.target(f.path) for f in files}
-        outside = await asyncio.get_running_loop().run_in_executor(None, self.outside, targets)
+        outside = await self.threads.run(self.outside, targets)
         if outside:
             raise invalid(f"{preset.name} cannot be installed: {', '.join(outside)} would be written outside the "
                           "model folders, through a symlink; nothing was downloaded",
@@ -96,22 +98,25 @@ class Planner:
         targets = [(self.target(f.path), f.size) for f in files]
 
         def check() -> None:
-            needed: dict[int, list] = {}
+            probes: dict[int, Path] = {}  # volume -> an existing folder on it
+            needed: dict[int, int] = {}  # volume -> bytes still missing there
             for target, size in targets:
                 probe = target.parent
                 while not probe.exists():
                     probe = probe.parent
                 have = bytes_held(target) if part_paths(target)[0].exists() else 0
-                entry = needed.setdefault(probe.stat().st_dev, [probe, 0])
-                entry[1] += max(0, size - have)
-            for probe, missing in needed.values():
+                volume = probe.stat().st_dev
+                probes.setdefault(volume, probe)
+                needed[volume] = needed.get(volume, 0) + max(0, size - have)
+            for volume, missing in needed.items():
+                probe = probes[volume]
                 free = shutil.disk_usage(probe).free
                 if free < missing + DISK_MARGIN:
                     raise InsufficientStorage("Not enough disk space for this preset",
                                               {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free),
                                                "path": str(probe)})
 
-        await asyncio.get_running_loop().run_in_executor(None, check)
+        await self.threads.run(check)
 
 
 def file_spec(f: PresetFile) -> dict[str, Any]:

@@ -253,7 +253,7 @@ class SegmentedFetch:
             await asyncio.shield(self._recording)
         self._recorded = self.part.on_disk_bytes()
         held = self.part.held()
-        self._recording = self._loop.run_in_executor(None, self.record, held)
+        self._recording = asyncio.ensure_future(self.transfer.threads.run(self.record, held))
         with contextlib.suppress(OSError):
             await asyncio.shield(self._recording)
 

@@ -46,6 +46,7 @@ from ...errors import (
     TooManyRedirects,
     WriteFailure,
 )
+from ...threads import LOOP_DEFAULT, Threads
 
 CIVITAI_HOSTS = ("civitai.com",)
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -132,13 +133,15 @@ def write_failure(error: BaseException | None, path: Path) -> DashboardError:
     return WriteFailure(f"Could not write {path.name}: {error}")
 
 
-async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession) -> Resolved:
-    """Find the URL, size and expected hashes of a file described by a preset file `spec`.
+async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession,
+                  threads: Threads = LOOP_DEFAULT) -> Resolved:
+    """Find the URL, size and expected hashes of a file described by a preset file `spec`
+    (huggingface_hub's calls run in `threads`).
 
     Raises DownloadFailed for what retrying cannot fix, RetryableError otherwise.
     """
     if spec.get("repo"):
-        resolved = await _resolve_hf(spec, tokens)
+        resolved = await _resolve_hf(spec, tokens, threads)
     else:
         resolved = await _resolve_url(spec["url"], tokens, session)
     if spec.get("sha256"):
@@ -146,13 +149,12 @@ async def resolve(spec: dict[str, Any], tokens: Tokens, session: aiohttp.ClientS
     return resolved
 
 
-async def _resolve_hf(spec: dict[str, Any], tokens: Tokens) -> Resolved:
+async def _resolve_hf(spec: dict[str, Any], tokens: Tokens, threads: Threads) -> Resolved:
     repo, file, revision = spec["repo"], spec["repo_file"], spec.get("revision") or "main"
     url = hf_hub_url(repo, file, revision=revision, endpoint=tokens.hf_endpoint)
     where = {"repo": repo, "file": file, "revision": revision}
-    loop = asyncio.get_running_loop()
     try:
-        meta = await loop.run_in_executor(None, lambda: get_hf_file_metadata(
+        meta = await threads.run(lambda: get_hf_file_metadata(
             url, token=tokens.hf_token or False, timeout=20, endpoint=tokens.hf_endpoint))
     except GatedRepoError:
         details = {"token": "HF_TOKEN", "model_page": f"{tokens.hf_endpoint or DEFAULT_HF_ENDPOINT}/{repo}", **where}

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from ...errors import DashboardError, HashMismatch, InsufficientStorage, NetworkFailure
+from ...threads import LOOP_DEFAULT, Threads
 from .budget import Bandwidth, Connections
 from .limits import download_threads
 from .lock import PartLock
@@ -101,12 +102,17 @@ def remove_partial(target: Path) -> None:
 
 
 class Transfer:
-    """Fetches files with one shared HTTP session, within shared connection and bandwidth budgets."""
+    """Fetches files with one shared HTTP session, within shared connection and bandwidth budgets.
+
+    Blocking steps (locks, sidecars, checks, the final move) run in `threads`; each file's bytes go
+    through writer threads of its own.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, tokens: Tokens, retry: RetryPolicy | None = None,
                  connections: Connections | None = None, bandwidth: Bandwidth | None = None,
-                 min_piece: int = MIN_PIECE) -> None:
+                 min_piece: int = MIN_PIECE, threads: Threads = LOOP_DEFAULT) -> None:
         self.session = session
+        self.threads = threads
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
         self.connections = connections or Connections(total=16, per_file=8)
@@ -115,7 +121,7 @@ class Transfer:
 
     async def resolve(self, spec: dict[str, Any]) -> Resolved:
         """Resolve with retries."""
-        return await self._with_retries(lambda: resolve(spec, self.tokens, self.session), lambda: 0)
+        return await self._with_retries(lambda: resolve(spec, self.tokens, self.session, self.threads), lambda: 0)
 
     async def fetch(self, target: Path, spec: dict[str, Any], progress: Progress,
                     record: dict[str, Any] | None = None) -> FileResult:
@@ -128,26 +134,25 @@ class Transfer:
         reporting the other's progress, and then takes over what is left, if anything.
         """
         resolved = await self.resolve(spec)
-        loop = asyncio.get_running_loop()
+        run = self.threads.run
         lock = PartLock(target)
-        while not await loop.run_in_executor(None, lock.try_acquire):
-            progress(await loop.run_in_executor(None, _bytes_held_or_zero, target), resolved.size, 0)
+        while not await run(lock.try_acquire):
+            progress(await run(_bytes_held_or_zero, target), resolved.size, 0)
             await asyncio.sleep(LOCK_POLL)
         try:
-            done = await loop.run_in_executor(None, _done_elsewhere, target, resolved)
+            done = await run(_done_elsewhere, target, resolved)
             if done is not None:
                 return done
             result = await self._fetch_locked(target, resolved, progress)
-            written = await loop.run_in_executor(None, write_record, target, {
+            written = await run(write_record, target, {
                 **(record or {}), "sha256": result.sha256, "etag": result.etag, "commit_hash": result.commit})
             return dataclasses.replace(result, mtime_ns=written["mtime_ns"])
         finally:
-            await loop.run_in_executor(None, lock.release)
+            await run(lock.release)
 
     async def _fetch_locked(self, target: Path, resolved: Resolved, progress: Progress) -> FileResult:
-        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            if self._segmentable(resolved) and not await loop.run_in_executor(None, _holds_a_prefix, target, resolved):
+            if self._segmentable(resolved) and not await self.threads.run(_holds_a_prefix, target, resolved):
                 result = _Split(_hashers(resolved), 0)  # ranges on disk from before: fetch what is missing
             else:
                 result = await self._fetch_once(target, resolved, progress, may_split=self._segmentable(resolved))
@@ -158,7 +163,7 @@ class Transfer:
                     result = await self._fetch_once(target, resolved, progress)
             if result.verified or (resolved.sha256 is None and resolved.git_sha1 is None):
                 return await self._install(target, result)
-            await asyncio.get_running_loop().run_in_executor(None, remove_partial, target)
+            await self.threads.run(remove_partial, target)
             if attempt == 1:
                 log.warning("%s: hash mismatch, fetching it again from scratch", target.name)
         raise HashMismatch(f"{target.name} did not match its expected hash twice; the source may be corrupt",
@@ -172,21 +177,21 @@ class Transfer:
     async def _fetch_ranges(self, target: Path, resolved: Resolved, progress: Progress, split: _Split) -> FileResult:
         """Fetch the missing ranges over several connections, going on from a single stream's
         hashes. Raises OneStream (nothing lost: the sidecar keeps what is on disk)."""
-        loop = asyncio.get_running_loop()
-        held = await loop.run_in_executor(None, _prepare, target, resolved, True)
+        run = self.threads.run
+        held = await run(_prepare, target, resolved, True)
         part_path, sidecar = part_paths(target)
         hashers, hashed = (split.hashers, split.hashed) if held.prefix() >= split.hashed else (_hashers(resolved), 0)
-        part = await loop.run_in_executor(None, RangeFile, part_path, resolved.size, held, hashers, hashed)
+        part = await run(RangeFile, part_path, resolved.size, held, hashers, hashed)
         meta = _meta(resolved)
         try:
             fetch = SegmentedFetch(self, part, resolved, RangePlan(resolved.size, held, self.min_piece), progress,
                                    lambda ranges: _write_sidecar(sidecar, {**meta, "ranges": ranges}))
             await fetch.run()
-            digests = await loop.run_in_executor(None, part.finish)
+            digests = await run(part.finish)
         except OSError as exc:
             raise write_failure(exc, part_path) from None
         finally:
-            await loop.run_in_executor(None, part.close)
+            await run(part.close)
         return _result(resolved, part.size, digests)
 
     async def _fetch_once(self, target: Path, resolved: Resolved, progress: Progress,
@@ -194,8 +199,7 @@ class Transfer:
         """One stream. With `may_split`, it asks for a first range only, and when the stream leaves the
         loop idle (the link is the limit) it stops there and hands its hashes over, for the rest to
         come over several connections; else it goes on to the end."""
-        loop = asyncio.get_running_loop()
-        held = await loop.run_in_executor(None, _prepare, target, resolved, False)
+        held = await self.threads.run(_prepare, target, resolved, False)
         writer = _Writer(part_paths(target)[0], resolved)
         await writer.open(held.prefix())
         await self.connections.acquire(writer)
@@ -299,7 +303,7 @@ class Transfer:
             with contextlib.suppress(FileNotFoundError):
                 sidecar.unlink()
 
-        await asyncio.get_running_loop().run_in_executor(None, move)
+        await self.threads.run(move)
         return result
 
 

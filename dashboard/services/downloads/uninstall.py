@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -12,6 +11,7 @@ from typing import Any
 
 from ...errors import ModelInUse
 from ...store import Store
+from ...threads import LOOP_DEFAULT, Threads
 from ..model_index import ModelFile
 from ..preset_schema import Preset
 from ..sizes import gb
@@ -25,8 +25,9 @@ class Uninstaller:
     """Removes a preset's files and forgets their verified records."""
 
     def __init__(self, planner: Planner, store: Store, forget_folder: Callable[[str], None],
-                 in_use: Callable[[list[str]], Awaitable[list[str]]] | None) -> None:
+                 in_use: Callable[[list[str]], Awaitable[list[str]]] | None, threads: Threads = LOOP_DEFAULT) -> None:
         self.planner = planner
+        self.threads = threads
         self.store = store
         self.forget_folder = forget_folder  # ComfyUI's file-list cache, after files are deleted
         self.in_use = in_use  # which model paths a queued or running prompt names
@@ -57,7 +58,7 @@ class Uninstaller:
                     freed += model.size
             return removed, freed, outside
 
-        removed, freed, outside = await asyncio.get_running_loop().run_in_executor(None, delete)
+        removed, freed, outside = await self.threads.run(delete)
         if outside:
             log.warning("Uninstalling %s kept %d file(s) outside the model folders: %s", preset.id, len(outside),
                         ", ".join(outside))

@@ -18,6 +18,7 @@ from typing import Any
 from ...errors import DashboardError
 from ...events import EventBus
 from ...store import Store
+from ...threads import LOOP_DEFAULT, Threads
 from ..model_index import ModelIndex
 from .planner import Planner
 from .records import read_record, read_records, write_record
@@ -31,8 +32,10 @@ WATCH_INTERVAL = 2.0
 class VolumeRecords:
     """Keeps `planner.installed` in step with the records on the volume."""
 
-    def __init__(self, index: ModelIndex, planner: Planner, store: Store, bus: EventBus) -> None:
+    def __init__(self, index: ModelIndex, planner: Planner, store: Store, bus: EventBus,
+                 threads: Threads = LOOP_DEFAULT) -> None:
         self.index = index
+        self.threads = threads
         self.planner = planner
         self.store = store
         self.bus = bus
@@ -40,9 +43,8 @@ class VolumeRecords:
 
     async def adopt(self) -> None:
         """Take every record on the volume as verified; write records for verified files without one."""
-        loop = asyncio.get_running_loop()
         roots = [(folder, root) for folder, paths in self.index.roots.items() for root in paths]
-        records = await loop.run_in_executor(None, read_records, roots)
+        records = await self.threads.run(read_records, roots)
         installed = self.planner.installed
         for path, record in records.items():  # the record beside a file knows best, its mtime too
             if path not in installed or installed[path].get("sha256") != record["sha256"]:
@@ -50,7 +52,7 @@ class VolumeRecords:
                     await self.store.record_installed(record)
             installed[path] = record
         missing = {path: record for path, record in installed.items() if path not in records}
-        await loop.run_in_executor(None, self._write_missing, missing)
+        await self.threads.run(self._write_missing, missing)
         await self.index.refresh(force=True)
         self._seen = self._files()  # what `follow` compares with
         self.index.invalidate()  # whoever asks next gets a scan of their own, not this start-up one
@@ -58,7 +60,6 @@ class VolumeRecords:
     async def follow(self) -> None:
         """Until cancelled: adopt what others install, and announce every change of the model files
         since `adopt`."""
-        loop = asyncio.get_running_loop()
         seen = self._seen
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
@@ -70,7 +71,7 @@ class VolumeRecords:
                 if not changed:
                     continue
                 targets = {p: Path(m.abspath) for p in changed if (m := self.index.get(p)) is not None}
-                self.planner.installed.update(await loop.run_in_executor(None, _records_of, targets))
+                self.planner.installed.update(await self.threads.run(_records_of, targets))
                 self.bus.publish("models_changed", {"paths": changed[:100], "count": len(changed)}, "downloads")
             except Exception:  # a volume that went away for a moment: look again next time
                 log.warning("Could not look at the model folders", exc_info=True)
