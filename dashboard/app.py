@@ -16,14 +16,14 @@ from aiohttp import web
 from .api.context import HUB, OPERATIONS, RATE_LIMITER, SERVICES
 from .api.errors import error_middleware
 from .api.openapi import all_operations
+from .api.security.cors import make_cors
+from .api.security.guard import make_guard
+from .api.security.ratelimit import RateLimiter, make_rate_limit, rate_limit_headers
+from .api.security.versioning import version_middleware
 from .api.tables import TABLES
 from .comfy.backend import ComfyBackend, UnavailableBackend
 from .comfy.remote import RemoteBackend
 from .config import Settings
-from .security.cors import make_cors
-from .security.guard import make_guard
-from .security.ratelimit import RateLimiter, make_rate_limit, rate_limit_headers
-from .security.versioning import version_middleware
 from .services.container import Services
 from .ws import Hub
 

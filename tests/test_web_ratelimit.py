@@ -9,10 +9,10 @@ import re
 import urllib.error
 import urllib.request
 
-from browser import browser, requires_browser, screenshot, watch_errors
+from browser import requires_browser, screenshot, watch_errors
 from live_server import live_server
 
-from dashboard.security import ratelimit
+from dashboard.api.security import ratelimit
 
 pytestmark = requires_browser
 
@@ -32,7 +32,7 @@ def spend_budget(url: str) -> int:
             return through
 
 
-def test_the_page_waits_out_the_rate_limit_and_then_fills(settings, monkeypatch):
+def test_the_page_waits_out_the_rate_limit_and_then_fills(settings, monkeypatch, browser):
     from playwright.sync_api import expect
 
     monkeypatch.setattr(ratelimit, "WINDOW", 3.0)  # a short window keeps the wait short

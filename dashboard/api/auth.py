@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from ..security.guard import COOKIE
 from .context import RATE_LIMITER, USER, services
 from .routing import Routes
 from .schemas import BOOLEAN, INTEGER, STRING, obj
+from .security.guard import COOKIE
 
 routes = Routes("auth")
 

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..security.guard import USER  # `request[USER]`: set by the auth guard, which defines it (no import cycle)
-from ..security.ratelimit import RateLimiter
 from ..services.container import Services
+from .security.guard import USER  # `request[USER]`: set by the auth guard
+from .security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:  # the hub's actions are built from the route tables, which import this module
     from ..ws import Hub

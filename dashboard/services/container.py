@@ -74,7 +74,7 @@ class Services:
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password, threads=threads) if settings.enable_auth else None
-        self.page = PageFiles()
+        self.page = PageFiles(threads=threads)
         self.started = False
 
     async def start(self) -> None:

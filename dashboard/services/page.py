@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..resources import shipped
+from ..threads import LOOP_DEFAULT, Threads
 
 #: The page's folder in this source tree.
 PAGE_DIR = shipped("web") / "page"
@@ -43,8 +44,9 @@ class PageFile:
 class PageFiles:
     """The page and its assets; `asset(name)` answers None for anything not on the allow-list."""
 
-    def __init__(self, folder: Path = PAGE_DIR) -> None:
+    def __init__(self, folder: Path = PAGE_DIR, threads: Threads = LOOP_DEFAULT) -> None:
         self.folder = folder
+        self.threads = threads
         try:
             entries = list(folder.iterdir())
         except OSError:
@@ -65,7 +67,7 @@ class PageFiles:
 
     async def _read(self, name: str) -> PageFile | None:
         if name not in self._files:  # the first request reads it; those meanwhile wait for the same read
-            self._files[name] = asyncio.get_running_loop().run_in_executor(None, self._load, name)
+            self._files[name] = asyncio.ensure_future(self.threads.run(self._load, name))
         return await asyncio.shield(self._files[name])  # a request that goes away leaves the read to the others
 
     def _load(self, name: str) -> PageFile | None:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from ..api.routing import load_json
+from ..api.security.guard import USER, request_token
 from ..errors import Unauthorized, internal_error, invalid
-from ..security.guard import USER, request_token
 from . import messages
 from .commands import dispatch, message_id
 

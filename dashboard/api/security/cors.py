@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api.errors import error_response
-from ..errors import Forbidden
+from ...errors import Forbidden
+from ..errors import error_response
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-API-Version"
 EXPOSED_HEADERS = "X-API-Version, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__
-from ..api.errors import error_response
-from ..errors import UnsupportedApiVersion
+from ... import __version__
+from ...errors import UnsupportedApiVersion
+from ..errors import error_response
 
 API_VERSION = "1.0.0"
 HEADER = "X-API-Version"

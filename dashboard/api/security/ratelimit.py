@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..api.errors import error_response
-from ..errors import RateLimitExceeded, Unauthorized
-from ..services.auth import AuthService
+from ...errors import RateLimitExceeded, Unauthorized
+from ...services.auth import AuthService
+from ..errors import error_response
 from . import request_key
 from .guard import request_token
 

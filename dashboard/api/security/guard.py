@@ -14,8 +14,8 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from ..errors import Forbidden, Unauthorized
-from ..services.auth import AuthService
+from ...errors import Forbidden, Unauthorized
+from ...services.auth import AuthService
 from . import request_key
 
 COOKIE = "dashboard_session"
