@@ -8,10 +8,11 @@ a message that names where it came from (the variable, or the flag), never later
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -90,95 +91,60 @@ class Settings:
         the flag when the value came from one.
         """
         env = os.environ if environ is None else environ
-        raw = dict.fromkeys(ENV_VARS)
-        raw.update({k: v for k, v in (defaults or {}).items() if v is not None})
-        raw.update({name: env[var] for name, var in ENV_VARS.items() if env.get(var) not in (None, "")})
-        raw.update({k: v for k, v in overrides.items() if v is not None})
         given = {k: v for k, v in (flags or {}).items() if v is not None}
-        raw.update(given)
-        src = {**ENV_VARS, **{name: "--" + name.replace("_", "-") for name in given}}
+        raw = _layered(env, defaults or {}, overrides, given)
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-
-        workspace = _path(raw["workspace"], src["workspace"]) or Path("workspace").absolute()
-        values = {
-            "host": _text(raw["host"]) or "127.0.0.1",
-            "port": _port(raw["port"], src["port"], default_port),
-            "workspace": workspace,
-            "models_dir": _path(raw["models_dir"], src["models_dir"]) or workspace / "models",
-            "data_dir": _path(raw["data_dir"], src["data_dir"]) or workspace / ".dashboard",
-            "comfyui_url": _url(raw["comfyui_url"], src["comfyui_url"]),
-            "status_interval": _number(raw["status_interval"], src["status_interval"], 2.0, 0.1, 3600),
-            "max_downloads": int(_number(raw["max_downloads"], src["max_downloads"], 2, 1, 64, True)),
-            "read_timeout": _number(raw["read_timeout"], src["read_timeout"], 60.0, 0.1, 3600),
-            "connections_per_file": int(_number(raw["connections_per_file"], src["connections_per_file"], 8, 1,
-                                                MAX_CONNECTIONS_PER_FILE, True)),
-            "max_connections": int(_number(raw["max_connections"], src["max_connections"], 16, 1, MAX_CONNECTIONS,
-                                           True)),
-            "max_bandwidth": _bandwidth(raw["max_bandwidth"], src["max_bandwidth"]),
-            "yield_to_generation": _flag(raw["yield_to_generation"], src["yield_to_generation"], True),
-            "yield_share": _number(raw["yield_share"], src["yield_share"], 0.25, 0.01, 1.0),
-            "max_queue": int(_number(raw["max_queue"], src["max_queue"], 100, 1, 100_000, True)),
-            "official_templates": _flag(raw["official_templates"], src["official_templates"], True),
-            "extra_model_paths": _path(raw["extra_model_paths"], src["extra_model_paths"]),
-            "hf_token": _text(raw["hf_token"]),
-            "hf_endpoint": _url(raw["hf_endpoint"], src["hf_endpoint"]),
-            "civitai_token": _text(raw["civitai_token"]),
-            "preset_download": _id_list(raw["preset_download"]),
-            "cuda_visible_devices": _text(raw["cuda_visible_devices"]),
-            "enable_auth": _flag(raw["enable_auth"], src["enable_auth"], False),
-            "secret": _secret(raw["secret"], src["secret"]),
-            "admin_password": _text(raw["admin_password"]) or _text(env.get("ACCESS_PASSWORD")),
-            "token_ttl": int(_number(raw["token_ttl"], src["token_ttl"], 3600, 60, 30 * 86400, True)),
-            "rate_limit": int(_number(raw["rate_limit"], src["rate_limit"], 100, 0, 10**7, True)),
-            "rate_limit_authenticated": int(_number(raw["rate_limit_authenticated"], src["rate_limit_authenticated"],
-                                                    1000, 0, 10**7, True)),
-            "trusted_proxies": _networks(raw["trusted_proxies"], src["trusted_proxies"]),
-            "cors_origins": _origins(raw["cors_origins"], src["cors_origins"]),
-            "dev": _flag(raw["dev"], src["dev"], False),
-        }
-        return cls(**values)
+        found = _Found(env, default_port)
+        for setting in _SETTINGS:
+            value = setting.parse(raw[setting.name], setting.flag if setting.name in given else setting.var)
+            found.values[setting.name] = setting.default_for(found) if value is None else value
+        return cls(**found.values)
 
     def replace(self, **changes) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
 
-#: Settings field -> environment variable. The README's configuration table lists the same.
-ENV_VARS = {
-    "host": "DASHBOARD_HOST",
-    "port": "DASHBOARD_PORT",
-    "workspace": "DASHBOARD_WORKSPACE",
-    "models_dir": "DASHBOARD_MODELS_DIR",
-    "data_dir": "DASHBOARD_DATA_DIR",
-    "comfyui_url": "COMFYUI_URL",
-    "status_interval": "DASHBOARD_STATUS_INTERVAL",
-    "max_downloads": "DASHBOARD_MAX_DOWNLOADS",
-    "read_timeout": "DASHBOARD_READ_TIMEOUT",
-    "connections_per_file": "DASHBOARD_CONNECTIONS_PER_FILE",
-    "max_connections": "DASHBOARD_MAX_CONNECTIONS",
-    "max_bandwidth": "DASHBOARD_MAX_BANDWIDTH",
-    "yield_to_generation": "DASHBOARD_YIELD_TO_GENERATION",
-    "yield_share": "DASHBOARD_YIELD_SHARE",
-    "max_queue": "DASHBOARD_MAX_QUEUE",
-    "official_templates": "DASHBOARD_OFFICIAL_TEMPLATES",
-    "extra_model_paths": "DASHBOARD_EXTRA_MODEL_PATHS",
-    "hf_token": "HF_TOKEN",
-    "hf_endpoint": "HF_ENDPOINT",
-    "civitai_token": "CIVITAI_TOKEN",
-    "preset_download": "PRESET_DOWNLOAD",
-    "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
-    "enable_auth": "ENABLE_AUTH",
-    "secret": "DASHBOARD_SECRET",
-    "admin_password": "DASHBOARD_ADMIN_PASSWORD",
-    "token_ttl": "DASHBOARD_TOKEN_TTL",
-    "rate_limit": "DASHBOARD_RATE_LIMIT",
-    "rate_limit_authenticated": "DASHBOARD_RATE_LIMIT_AUTH",
-    "trusted_proxies": "DASHBOARD_TRUSTED_PROXIES",
-    "cors_origins": "CORS_ORIGINS",
-    "dev": "DASHBOARD_DEV",
-}
+def _layered(env: Mapping[str, str], defaults: Mapping[str, object], overrides: Mapping[str, object],
+             flags: Mapping[str, object]) -> dict[str, object]:
+    """Setting name -> its raw value: defaults, then the environment, overrides and flags, each winning."""
+    raw: dict[str, object] = dict.fromkeys(ENV_VARS)
+    raw.update({k: v for k, v in defaults.items() if v is not None})
+    raw.update({name: env[var] for name, var in ENV_VARS.items() if env.get(var) not in (None, "")})
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    raw.update(flags)
+    return raw
+
+
+@dataclass
+class _Found:
+    """What a default may depend on: the environment, the caller's default port, the values read so far."""
+
+    env: Mapping[str, str]
+    default_port: int | None
+    values: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """How one setting is read: its variable, a parser of (raw value, where it came from) that gives
+    None when unset, and the default then: a value, or a function of the `_Found` so far."""
+
+    name: str
+    var: str
+    parse: Callable[[object, str], object]
+    default: object = None
+
+    @property
+    def flag(self) -> str:
+        """The command line's flag: `--models-dir` for models_dir."""
+        return "--" + self.name.replace("_", "-")
+
+    def default_for(self, found: _Found) -> object:
+        """The default, given what was found so far."""
+        return self.default(found) if callable(self.default) else self.default
 
 
 def _text(value) -> str | None:
@@ -197,10 +163,14 @@ def _path(value, var: str) -> Path | None:
     return Path(text).expanduser().absolute()
 
 
-def _port(value, var: str, default: int | None) -> int | None:
+def _plain(value, _var: str) -> str | None:
+    return _text(value)
+
+
+def _port(value, var: str) -> int | None:
     text = _text(value)
     if text is None:
-        return default
+        return None
     try:
         port = int(text)
     except ValueError:
@@ -210,10 +180,10 @@ def _port(value, var: str, default: int | None) -> int | None:
     return port
 
 
-def _number(value, var: str, default: float, low: float, high: float, integer: bool = False) -> float:
+def _number(value, var: str, low: float, high: float, integer: bool = False) -> float | None:
     text = _text(value)
     if text is None:
-        return default
+        return None
     try:
         number = int(text) if integer else float(text)
     except ValueError:
@@ -224,10 +194,20 @@ def _number(value, var: str, default: float, low: float, high: float, integer: b
     return number
 
 
-def _flag(value, var: str, default: bool) -> bool:
+def _integer(low: int, high: int) -> Callable[[object, str], float | None]:
+    """A parser of whole numbers from `low` to `high`."""
+    return functools.partial(_number, low=low, high=high, integer=True)
+
+
+def _real(low: float, high: float) -> Callable[[object, str], float | None]:
+    """A parser of numbers from `low` to `high`."""
+    return functools.partial(_number, low=low, high=high)
+
+
+def _flag(value, var: str) -> bool | None:
     text = _text(value)
     if text is None:
-        return default
+        return None
     if isinstance(value, bool):
         return value
     lowered = text.lower()
@@ -248,7 +228,7 @@ def _url(value, var: str) -> str | None:
     return text.rstrip("/")
 
 
-def _id_list(value) -> tuple[str, ...]:
+def _id_list(value, _var: str = "") -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(value)
     text = _text(value)
@@ -292,3 +272,44 @@ def _secret(value, var: str) -> str | None:
     if text is not None and len(text) < 32:
         raise ConfigError(f"{var}: use at least 32 characters (HS256 needs a 256-bit key)")
     return text
+
+
+#: Every setting, in the order its value is checked (models_dir's default needs workspace's value).
+#: The README's configuration table lists the same variables.
+_SETTINGS = (
+    _Setting("workspace", "DASHBOARD_WORKSPACE", _path, lambda found: Path("workspace").absolute()),
+    _Setting("host", "DASHBOARD_HOST", _plain, "127.0.0.1"),
+    _Setting("port", "DASHBOARD_PORT", _port, lambda found: found.default_port),
+    _Setting("models_dir", "DASHBOARD_MODELS_DIR", _path, lambda found: found.values["workspace"] / "models"),
+    _Setting("data_dir", "DASHBOARD_DATA_DIR", _path, lambda found: found.values["workspace"] / ".dashboard"),
+    _Setting("comfyui_url", "COMFYUI_URL", _url),
+    _Setting("status_interval", "DASHBOARD_STATUS_INTERVAL", _real(0.1, 3600), 2.0),
+    _Setting("max_downloads", "DASHBOARD_MAX_DOWNLOADS", _integer(1, 64), 2),
+    _Setting("read_timeout", "DASHBOARD_READ_TIMEOUT", _real(0.1, 3600), 60.0),
+    _Setting("connections_per_file", "DASHBOARD_CONNECTIONS_PER_FILE", _integer(1, MAX_CONNECTIONS_PER_FILE), 8),
+    _Setting("max_connections", "DASHBOARD_MAX_CONNECTIONS", _integer(1, MAX_CONNECTIONS), 16),
+    _Setting("max_bandwidth", "DASHBOARD_MAX_BANDWIDTH", _bandwidth),
+    _Setting("yield_to_generation", "DASHBOARD_YIELD_TO_GENERATION", _flag, True),
+    _Setting("yield_share", "DASHBOARD_YIELD_SHARE", _real(0.01, 1.0), 0.25),
+    _Setting("max_queue", "DASHBOARD_MAX_QUEUE", _integer(1, 100_000), 100),
+    _Setting("official_templates", "DASHBOARD_OFFICIAL_TEMPLATES", _flag, True),
+    _Setting("extra_model_paths", "DASHBOARD_EXTRA_MODEL_PATHS", _path),
+    _Setting("hf_token", "HF_TOKEN", _plain),
+    _Setting("hf_endpoint", "HF_ENDPOINT", _url),
+    _Setting("civitai_token", "CIVITAI_TOKEN", _plain),
+    _Setting("preset_download", "PRESET_DOWNLOAD", _id_list),
+    _Setting("cuda_visible_devices", "CUDA_VISIBLE_DEVICES", _plain),
+    _Setting("enable_auth", "ENABLE_AUTH", _flag, False),
+    _Setting("secret", "DASHBOARD_SECRET", _secret),
+    _Setting("admin_password", "DASHBOARD_ADMIN_PASSWORD", _plain,
+             lambda found: _text(found.env.get("ACCESS_PASSWORD"))),
+    _Setting("token_ttl", "DASHBOARD_TOKEN_TTL", _integer(60, 30 * 86400), 3600),
+    _Setting("rate_limit", "DASHBOARD_RATE_LIMIT", _integer(0, 10**7), 100),
+    _Setting("rate_limit_authenticated", "DASHBOARD_RATE_LIMIT_AUTH", _integer(0, 10**7), 1000),
+    _Setting("trusted_proxies", "DASHBOARD_TRUSTED_PROXIES", _networks),
+    _Setting("cors_origins", "CORS_ORIGINS", _origins),
+    _Setting("dev", "DASHBOARD_DEV", _flag, False),
+)
+
+#: Settings field -> environment variable.
+ENV_VARS = {setting.name: setting.var for setting in _SETTINGS}

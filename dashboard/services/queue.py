@@ -16,7 +16,8 @@ from typing import Any
 from ..comfy.backend import ComfyBackend, OutputFile
 from ..comfy.protocol import PRIORITY_KEY
 from ..errors import PromptNotFound, invalid
-from .workflows import WorkflowLibrary, check_api_workflow
+from .workflow_format import check_api_workflow
+from .workflows import WorkflowLibrary
 
 #: `execute(workflow=...)` left out (a JSON null is a workflow, an invalid one).
 NOT_GIVEN: Any = object()

@@ -14,8 +14,8 @@ from typing import Any
 
 from ...errors import DownloadFailed, InsufficientStorage, invalid
 from ...threads import LOOP_DEFAULT, Threads
+from ..model_delete import outside_model_folders, real_model_roots
 from ..model_index import ModelIndex
-from ..models import outside_model_folders, real_model_roots
 from ..preset_schema import Preset, PresetFile
 from ..presets import PresetService
 from ..sizes import gb
