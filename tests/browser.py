@@ -1,7 +1,9 @@
 """A real browser for tests: Playwright for Python driving Debian's chromium, headless.
 
 Never `playwright install` (it downloads a browser): CI installs chromium with apt-get. The tests
-using these helpers are skipped, with the reason, when chromium or playwright is missing.
+using these helpers are skipped, with the reason, when chromium or playwright is missing. A test takes
+the `browser` fixture (conftest.py): `with browser(width, height) as context:` gives it a fresh
+context of the one chromium the session starts (`Chromium`).
 Screenshots go to `test-output/screenshots/` (gitignored).
 """
 
@@ -10,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -38,24 +39,58 @@ def _missing() -> str | None:
 requires_browser = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 
 
-@contextlib.contextmanager
-def browser(width: int = 1280, height: int = 860) -> Iterator:
-    """A fresh chromium profile; yields the Playwright BrowserContext."""
-    from playwright.sync_api import sync_playwright
+class Chromium:
+    """One headless chromium for the whole test session, driven by Playwright's sync API on a thread of its own.
 
-    profile = tempfile.mkdtemp(prefix="dashboard-chromium-")
-    try:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                viewport={"width": width, "height": height})
-            context.set_default_timeout(20_000)
+    Every call of the sync API leaves its thread marked as running Playwright's event loop, and on such a thread
+    pytest-asyncio (and asyncio.run) refuse to start a loop. So chromium, and the body of every test that uses
+    the `browser` fixture (conftest.py runs it here, with `run`), stay on this one thread, and the main thread
+    stays free for the async tests. Each test gets fresh browser contexts: no cookies, storage or cache of another.
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
+        try:
+            self.run(self._launch)
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    def _launch(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        try:
+            self._browser = self._playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        except BaseException:
+            self._playwright.stop()
+            raise
+
+    def run(self, function, /, *args, **kwargs):
+        """`function(*args, **kwargs)` on chromium's thread; its result, or its exception raised here."""
+        return self._thread.submit(function, *args, **kwargs).result()
+
+    @contextlib.contextmanager
+    def context(self, width: int = 1280, height: int = 860) -> Iterator:
+        """A fresh BrowserContext with this viewport, closed afterwards (on chromium's thread only)."""
+        context = self._browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(20_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+    def close(self) -> None:
+        def stop() -> None:
             try:
-                yield context
+                self._browser.close()
             finally:
-                context.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+                self._playwright.stop()
+
+        try:
+            self.run(stop)
+        finally:
+            self._thread.shutdown()
 
 
 def watch_errors(page) -> list[str]:

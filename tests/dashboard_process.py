@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
+from downloads_support import write_workspace_preset
 from processes import free_port
+from support import fetch_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def call(url: str, method: str = "GET", body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-def wait_until(condition, timeout: float = 60):
-    """Poll `condition` until it returns something truthy (a condition with a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+def big_preset(workspace: Path, size: int) -> None:
+    """The user preset BIG in `workspace`: one checkpoint of `size` bytes, `org/big` on the fake hub."""
+    write_workspace_preset(workspace, "BIG", [
+        {"path": "checkpoints/big.safetensors", "repo": "org/big", "file": "big.safetensors", "size": size}])
 
 
 class Server:
@@ -50,7 +36,7 @@ class Server:
         assert "serving on" in self.process.stdout.readline()
 
     def download(self) -> dict:
-        return call(self.url + "/api/downloads")["downloads"][0]
+        return fetch_json(self.url + "/api/downloads")["downloads"][0]
 
     def stop(self, sig=signal.SIGTERM) -> None:
         self.process.send_signal(sig)

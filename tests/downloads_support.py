@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -25,6 +26,11 @@ def write_preset(settings, preset_id: str, files: list[dict], dependencies: tupl
                    **({"optional": True} if f.get("optional") else {})} for f in files],
     }
     (folder / f"{preset_id}.yaml").write_text(yaml.safe_dump(data))
+
+
+def write_workspace_preset(workspace: Path, preset_id: str, files: list[dict]) -> None:
+    """`write_preset` for a server or command that is yet to start on `workspace` (its data in workspace/.dashboard)."""
+    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), preset_id, files)
 
 
 def sha256_of(path: Path) -> str:

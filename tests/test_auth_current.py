@@ -12,22 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import jwt
-import pytest
 from aiohttp import web
+from support import PASSWORD
 
 from dashboard.api.context import SERVICES
 from dashboard.ws import CLOSE_UNAUTHORIZED
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def secure(make_client):
-    async def start(**changes):
-        return await make_client(enable_auth=True, admin_password=PASSWORD, **changes)
-
-    return start
 
 
 async def token_of(client, username="admin", password=PASSWORD, address=None) -> str:

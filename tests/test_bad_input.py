@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import re
+
+from support import PASSWORD, logged_faults
 
 from dashboard.api.routing import MAX_JSON_DEPTH
 
-PASSWORD = "correct horse battery staple"
 DEEP = "[" * 5000 + "]" * 5000
 
 
@@ -16,11 +16,6 @@ def body_operations(document: dict) -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, item in document["paths"].items()
             for method, operation in item.items() if "application/json" in operation.get("requestBody", {}).get(
                 "content", {})]
-
-
-def logged_faults(caplog) -> list[str]:
-    """Log records at ERROR level or with a traceback: what a server fault leaves behind."""
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_deeply_nested_bodies_are_invalid_request_on_every_route(make_client, caplog):

@@ -14,10 +14,9 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from downloads_support import write_preset
+from downloads_support import write_workspace_preset
 from processes import free_port
 
 from dashboard.cli import build_parser
@@ -194,7 +193,7 @@ def test_presets_list_prints_only_the_list(tmp_path):
 
 def test_presets_install_does_not_log_each_http_request(tmp_path, hub):
     hub.add_file("org/tiny", "tiny.safetensors", size=1024 * 1024)
-    write_preset(SimpleNamespace(data_dir=tmp_path / "workspace" / ".dashboard"), "TINY", [
+    write_workspace_preset(tmp_path / "workspace", "TINY", [
         {"path": "loras/tiny.safetensors", "repo": "org/tiny", "file": "tiny.safetensors", "size": 1024 * 1024}])
     result = _run(tmp_path, "presets", "install", "TINY", HF_ENDPOINT=hub.url, DASHBOARD_OFFICIAL_TEMPLATES="false")
     assert result.returncode == 0, result.stderr

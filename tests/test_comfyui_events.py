@@ -10,12 +10,10 @@ import logging
 import pytest
 from aiohttp import web
 from comfyui_standin import PromptServer, Worker, clean_env, install, serve_custom_node
+from support import EMPTY
 
 from dashboard.comfy.inprocess import InProcessBackend
 from dashboard.events import EventBus
-
-EMPTY = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
-         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}
 
 
 @pytest.fixture

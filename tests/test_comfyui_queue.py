@@ -7,12 +7,11 @@ import re
 
 import pytest
 from comfyui_standin import Worker, install
+from support import EMPTY, call
 
 from dashboard.comfy.inprocess import InProcessBackend
 from dashboard.comfy.protocol import PRIORITY_STEP
 
-EMPTY = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
-         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -22,13 +21,6 @@ async def comfy(make_client, monkeypatch, tmp_path):
     server = install(monkeypatch, tmp_path / "comfyui", asyncio.get_running_loop())
     client = await make_client(InProcessBackend(server))
     return server, Worker(server), client
-
-
-async def call(client, method: str, url: str, status: int = 200, **kwargs):
-    response = await client.request(method, url, **kwargs)
-    body = await response.json()
-    assert response.status == status, body
-    return body
 
 
 async def execute(client, workflow=EMPTY, status: int = 200, **extra):

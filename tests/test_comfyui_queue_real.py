@@ -7,7 +7,6 @@ way to an interrupt as ComfyUI's own nodes do. Tests poll conditions with deadli
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -17,18 +16,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 from real_comfyui import ROOT, requires_comfyui, running_comfyui, write_gate_node
+from support import call, empty_image, until
 
 from dashboard.comfy.remote import RemoteBackend
-from dashboard.services.workflows import required_models
+from dashboard.services.workflow_format import required_models
 
 pytestmark = [requires_comfyui, pytest.mark.comfyui]
 
+#: Seconds between polls of the API (each one counts against the rate limit).
+POLL = 0.05
 SHIPPED = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
-
-
-def empty_image(prefix: str) -> dict:
-    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +46,10 @@ class Session:
         self.http, self.url, self.base = http, url, base
 
     async def call(self, method: str, path: str, status: int = 200, **kwargs):
-        async with self.http.request(method, self.url + path, **kwargs) as response:
-            body = await response.json(content_type=None)
-            assert response.status == status, body
-            return body
+        return await call(self.http, method, self.url + path, status, **kwargs)
 
     async def execute(self, status: int = 200, **body):
         return await self.call("POST", "/dashboard/api/comfyui/execute", status, json=body)
-
-    async def until(self, probe, timeout: float = 60, what: str = "condition"):
-        """Poll `probe()` (async) until it returns something truthy; a deadline, not a sleep to sync on."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = await probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
 
     async def status(self, prompt_id: str) -> str:
         return (await self.call("GET", f"/dashboard/api/comfyui/history/{prompt_id}"))["status"]
@@ -76,14 +59,14 @@ class Session:
             body = await self.call("GET", f"/dashboard/api/comfyui/history/{prompt_id}")
             return body if body["status"] not in ("pending", "running") else None
 
-        return await self.until(done, timeout, f"prompt {prompt_id} to finish")
+        return await until(done, timeout, f"prompt {prompt_id} to finish", POLL)
 
     async def idle(self) -> None:
         async def empty():
             queue = await self.call("GET", "/dashboard/api/comfyui/queue")
             return not queue["queue_running"] and not queue["queue_pending"]
 
-        await self.until(empty, what="an idle queue")
+        await until(empty, 60, "an idle queue", POLL)
 
     @contextlib.asynccontextmanager
     async def gate(self):
@@ -97,7 +80,7 @@ class Session:
             return [i["prompt_id"] for i in queue["queue_running"]] == [prompt_id]
 
         try:
-            await self.until(running, what="the gate to hold the worker")
+            await until(running, 60, "the gate to hold the worker", POLL)
             yield prompt_id
         finally:
             release.touch()

@@ -8,22 +8,11 @@ import time
 
 import pytest
 from comfyui_standin import ServedComfyUI
+from support import EMPTY, call, until
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.protocol import PRIORITY_STEP
 from dashboard.comfy.remote import RemoteBackend
-
-EMPTY = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
-         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}
-
-
-async def until(condition, timeout: float = 10, what: str = "condition") -> None:
-    """Poll `condition` until it holds (a deadline, not a sleep to synchronise on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def next_event(events, match, timeout: float = 10):
@@ -50,13 +39,6 @@ async def remote(make_client, comfyui):
     events, _unsubscribe = client.app[SERVICES].bus.queue()
     await until(lambda: backend.connected, what="the WebSocket")
     return comfyui, backend, client, events
-
-
-async def call(client, method: str, url: str, status: int = 200, **kwargs):
-    response = await client.request(method, url, **kwargs)
-    body = await response.json()
-    assert response.status == status, body
-    return body
 
 
 async def execute(client, status: int = 200, workflow=EMPTY, **extra):

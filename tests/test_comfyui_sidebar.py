@@ -12,7 +12,7 @@ import re
 
 import pytest
 import yaml
-from browser import browser, requires_browser, watch_errors
+from browser import requires_browser, watch_errors
 from comfyui_standin import COMFYUI_0_3_64_FOLDERS, clean_env, served_custom_node
 
 pytestmark = requires_browser
@@ -76,7 +76,7 @@ def install(page, preset_id: str) -> None:
     assert status == 202
 
 
-def test_toasts_name_the_preset_and_say_the_gated_hint_once_with_the_tab_never_opened(comfyui, tmp_path, hub):
+def test_toasts_name_the_preset_and_say_the_gated_hint_once_with_the_tab_never_opened(comfyui, tmp_path, hub, browser):
     from playwright.sync_api import expect
 
     hub_preset(tmp_path, hub, "ALPHA", "Alpha LoRA")
@@ -99,7 +99,7 @@ def test_toasts_name_the_preset_and_say_the_gated_hint_once_with_the_tab_never_o
         assert errors == []
 
 
-def test_reopening_the_tab_shows_the_results_of_its_search(comfyui, tmp_path, hub):
+def test_reopening_the_tab_shows_the_results_of_its_search(comfyui, tmp_path, hub, browser):
     from playwright.sync_api import expect
 
     hub_preset(tmp_path, hub, "BETA", "Beta")
@@ -116,7 +116,7 @@ def test_reopening_the_tab_shows_the_results_of_its_search(comfyui, tmp_path, hu
         expect(tab.get_by_role("button", name="Install Beta")).to_be_visible()
 
 
-def test_one_size_rule_in_the_sidebar_and_the_page(comfyui, tmp_path, hub):
+def test_one_size_rule_in_the_sidebar_and_the_page(comfyui, tmp_path, hub, browser):
     from playwright.sync_api import expect
 
     user_preset(tmp_path, "SIXTY", "Sixty", SIXTY_MIB)
@@ -155,7 +155,7 @@ def test_one_size_rule_in_the_sidebar_and_the_page(comfyui, tmp_path, hub):
         assert errors == []
 
 
-def test_presets_for_a_newer_comfyui_say_so_instead_of_offering_to_install(comfyui):
+def test_presets_for_a_newer_comfyui_say_so_instead_of_offering_to_install(comfyui, browser):
     from playwright.sync_api import expect
 
     with comfyui(COMFYUI_0_3_64_FOLDERS) as url, browser() as context:
@@ -174,7 +174,7 @@ def test_presets_for_a_newer_comfyui_say_so_instead_of_offering_to_install(comfy
             "^Install "))).to_be_visible()
 
 
-def test_a_dashboard_that_failed_to_start_says_why_and_stops_trying(comfyui, monkeypatch, tmp_path):
+def test_a_dashboard_that_failed_to_start_says_why_and_stops_trying(comfyui, monkeypatch, tmp_path, browser):
     from playwright.sync_api import expect
 
     (tmp_path / "taken").write_text("not a folder")

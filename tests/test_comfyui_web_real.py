@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 
 import pytest
 import yaml
-from browser import browser, requires_browser, screenshot, watch_errors
+from browser import requires_browser, screenshot, watch_errors
 from hub import FakeHub, running_hub
 from real_comfyui import requires_comfyui, running_comfyui, write_gate_node
+from support import fetch_json
 
 pytestmark = [requires_comfyui, requires_browser, pytest.mark.comfyui]
 
@@ -43,7 +43,7 @@ def comfyui(tmp_path_factory):
         yield url, base
 
 
-def test_sidebar_tab_is_live_and_installs_a_preset(comfyui):
+def test_sidebar_tab_is_live_and_installs_a_preset(comfyui, browser):
     from playwright.sync_api import expect
 
     url, base = comfyui
@@ -84,7 +84,7 @@ def test_sidebar_tab_is_live_and_installs_a_preset(comfyui):
         assert not [e for e in errors if "dashboard" in e.lower()], errors
 
 
-def test_sidebar_says_why_the_dashboard_failed_to_start(tmp_path):
+def test_sidebar_says_why_the_dashboard_failed_to_start(tmp_path, browser):
     from playwright.sync_api import expect
 
     (tmp_path / "taken").write_text("not a folder")
@@ -103,7 +103,7 @@ def test_sidebar_says_why_the_dashboard_failed_to_start(tmp_path):
         screenshot(page, "comfyui-sidebar-failed", clip={"x": 0, "y": 0, "width": 760, "height": 400})
 
 
-def test_page_inside_comfyui_runs_a_workflow_and_shows_its_image(comfyui):
+def test_page_inside_comfyui_runs_a_workflow_and_shows_its_image(comfyui, browser):
     from playwright.sync_api import expect
 
     url, _base = comfyui
@@ -129,14 +129,10 @@ def test_page_inside_comfyui_runs_a_workflow_and_shows_its_image(comfyui):
 
 
 def execute(url: str, workflow: dict) -> dict:
-    request = urllib.request.Request(url + "/dashboard/api/comfyui/execute", method="POST",
-                                     data=json.dumps({"workflow": workflow}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    return fetch_json(url + "/dashboard/api/comfyui/execute", "POST", {"workflow": workflow})
 
 
-def test_queue_view_follows_comfyui_and_controls_it(comfyui, tmp_path):
+def test_queue_view_follows_comfyui_and_controls_it(comfyui, tmp_path, browser):
     """Per-node progress of the running prompt, pending prompts, clear and interrupt, in the real queue."""
     from playwright.sync_api import expect
 

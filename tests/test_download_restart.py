@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from dashboard_process import Server, call, wait_until
+from dashboard_process import Server, big_preset
 from downloads_support import FAST_RETRY, Events, sha256_of, write_preset
 from hub import FakeHub, running_hub
+from support import fetch_json, wait_until
 
 from dashboard.api.context import SERVICES
 
-ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
 
@@ -24,14 +22,13 @@ def test_kill_9_mid_file_then_restart_fetches_only_what_is_missing(tmp_path, con
     hub_file = hub.add_file("org/big", "big.safetensors", size=size)
     hub_file.faults.throttle_bps = 64 * MB // int(connections)
     workspace = tmp_path / "workspace"
-    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "BIG", [
-        {"path": "checkpoints/big.safetensors", "repo": "org/big", "file": "big.safetensors", "size": size}])
+    big_preset(workspace, size)
     part = workspace / "models" / "checkpoints" / "big.safetensors.part"
     env = {"DASHBOARD_CONNECTIONS_PER_FILE": connections}
     with running_hub(hub) as hub_url:
         first = Server(workspace, hub_url, env)
         try:
-            call(first.url + "/api/presets/BIG/install", "POST", {})
+            fetch_json(first.url + "/api/presets/BIG/install", "POST", {})
             wait_until(lambda: first.download()["bytes_done"] >= size // 2)
         finally:
             first.stop(signal.SIGKILL)

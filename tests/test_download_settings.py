@@ -7,12 +7,10 @@ import asyncio
 import pytest
 from comfyui_standin import Worker, install
 from downloads_support import Events
+from support import EMPTY
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.inprocess import InProcessBackend
-
-EMPTY = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
-         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}
 
 
 async def test_settings_come_from_the_environment_and_change_while_running(make_client):

@@ -6,14 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
+from support import MODULE_LOOP
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.backend import ComfyBackend
 from dashboard.errors import ErrorCode
 
 
-async def test_health_reports_version_and_utc_timestamp(client):
-    response = await client.get("/health")
+@MODULE_LOOP
+async def test_health_reports_version_and_utc_timestamp(module_client):
+    response = await module_client.get("/health")
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "healthy"
@@ -21,29 +23,33 @@ async def test_health_reports_version_and_utc_timestamp(client):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["timestamp"])
 
 
-async def test_every_response_carries_the_api_version(client):
+@MODULE_LOOP
+async def test_every_response_carries_the_api_version(module_client):
     for path in ("/health", "/api/system/status", "/api/nope"):
-        response = await client.get(path)
+        response = await module_client.get(path)
         assert response.headers["X-API-Version"] == "1.0.0"
 
 
 @pytest.mark.parametrize("asked", ["1.0.0", "1", "1.4.2", "v1"])
-async def test_same_major_version_is_served(client, asked):
-    response = await client.get("/health", headers={"X-API-Version": asked})
+@MODULE_LOOP
+async def test_same_major_version_is_served(module_client, asked):
+    response = await module_client.get("/health", headers={"X-API-Version": asked})
     assert response.status == 200
 
 
 @pytest.mark.parametrize("asked", ["2.0.0", "0.9", "banana", ""])
-async def test_other_major_version_is_refused(client, asked):
-    response = await client.get("/health", headers={"X-API-Version": asked})
+@MODULE_LOOP
+async def test_other_major_version_is_refused(module_client, asked):
+    response = await module_client.get("/health", headers={"X-API-Version": asked})
     assert response.status == 400
     body = await response.json()
     assert body["error"]["code"] == "UNSUPPORTED_API_VERSION"
     assert body["error"]["details"]["supported"] == ["1.0.0"]
 
 
-async def test_system_status_has_spec_fields_and_gpu_list(client):
-    response = await client.get("/api/system/status")
+@MODULE_LOOP
+async def test_system_status_has_spec_fields_and_gpu_list(module_client):
+    response = await module_client.get("/api/system/status")
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "running"
@@ -58,11 +64,12 @@ async def test_system_status_has_spec_fields_and_gpu_list(client):
         assert resources["gpu_percent"] is None
 
 
-async def test_system_status_is_served_from_the_background_sample(client):
-    monitor = client.app[SERVICES].system
+@MODULE_LOOP
+async def test_system_status_is_served_from_the_background_sample(module_client):
+    monitor = module_client.app[SERVICES].system
     taken = monitor.samples_taken
     for _ in range(5):
-        assert (await client.get("/api/system/status")).status == 200
+        assert (await module_client.get("/api/system/status")).status == 200
     # Requests read the last sample; only the sampler's own ticks take new ones.
     assert monitor.samples_taken - taken <= 1
 
@@ -77,14 +84,16 @@ async def test_status_reports_a_reachable_comfyui(make_client):
     assert body["services"]["comfyui"] == "running"
 
 
-async def test_comfyui_endpoints_without_comfyui_answer_unavailable(client):
-    response = await client.get("/api/comfyui/health")
+@MODULE_LOOP
+async def test_comfyui_endpoints_without_comfyui_answer_unavailable(module_client):
+    response = await module_client.get("/api/comfyui/health")
     assert response.status == 503
     assert (await response.json())["error"]["code"] == "COMFYUI_UNAVAILABLE"
 
 
-async def test_unknown_route_is_json_not_found(client):
-    response = await client.get("/api/does-not-exist")
+@MODULE_LOOP
+async def test_unknown_route_is_json_not_found(module_client):
+    response = await module_client.get("/api/does-not-exist")
     assert response.status == 404
     assert await response.json() == {"error": {"code": "NOT_FOUND", "message": "No such endpoint", "details": {}}}
 

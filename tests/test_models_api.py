@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from downloads_support import write_preset
+from support import MODULE_LOOP, call, put_model
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.backend import ComfyBackend
@@ -28,21 +29,6 @@ def same_dir(listed, directory: Path) -> bool:
     """Whether what os.scandir was given (a path, or a descriptor: the index lists through one where
     it can) is `directory`."""
     return os.path.samestat(REAL_STAT(listed), REAL_STAT(directory))
-
-
-def put(models: Path, path: str, size: int = 16, mtime: float | None = None) -> Path:
-    target = models / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"x" * size)
-    if mtime is not None:
-        os.utime(target, (mtime, mtime))
-    return target
-
-
-async def get_json(client, url: str, status: int = 200):
-    response = await client.get(url)
-    assert response.status == status, await response.text()
-    return await response.json()
 
 
 async def delete(client, body, status: int = 200):
@@ -65,18 +51,18 @@ def paths(body) -> list[str]:
 
 async def test_lists_model_files_as_in_the_spec(client, settings):
     models = settings.models_dir
-    put(models, "checkpoints/wan21.safetensors", size=100, mtime=SPEC_TIME)
-    put(models, "checkpoints/日本語/モデル ☕.safetensors", size=10)
-    put(models, "loras/deep/er/still/Ünïcödé.GGUF", size=20)
-    put(models, "unet/legacy.safetensors")  # a legacy folder: listed as its type
+    put_model(models, "checkpoints/wan21.safetensors", size=100, mtime=SPEC_TIME)
+    put_model(models, "checkpoints/日本語/モデル ☕.safetensors", size=10)
+    put_model(models, "loras/deep/er/still/Ünïcödé.GGUF", size=20)
+    put_model(models, "unet/legacy.safetensors")  # a legacy folder: listed as its type
     for junk in ("checkpoints/partial.safetensors.part", "checkpoints/partial.safetensors.part.json",
                  "checkpoints/readme.txt", "loras/.cache/hidden.safetensors", "vae/no_extension"):
-        put(models, junk)
+        put_model(models, junk)
     big = models / "vae" / "big.sft"
     with open(big, "wb") as sparse:
         sparse.truncate(3 * 1024**3 // 2)  # 1.5 GiB, no blocks written
 
-    body = await get_json(client, "/api/models")
+    body = await call(client, "GET", "/api/models")
     assert paths(body) == ["checkpoints/wan21.safetensors", "checkpoints/日本語/モデル ☕.safetensors",
                            "diffusion_models/legacy.safetensors", "loras/deep/er/still/Ünïcödé.GGUF",
                            "vae/big.sft"]
@@ -92,54 +78,56 @@ async def test_lists_model_files_as_in_the_spec(client, settings):
 async def test_filters_by_type_legacy_name_and_search(client, settings):
     for path in ("loras/Style/Anime_XL.safetensors", "loras/photo.safetensors", "checkpoints/anime_base.ckpt",
                  "diffusion_models/wan.safetensors", "unet/flux.gguf"):
-        put(settings.models_dir, path)
-    assert paths(await get_json(client, "/api/models?type=loras")) == ["loras/Style/Anime_XL.safetensors",
+        put_model(settings.models_dir, path)
+    assert paths(await call(client, "GET", "/api/models?type=loras")) == ["loras/Style/Anime_XL.safetensors",
                                                                       "loras/photo.safetensors"]
-    legacy = await get_json(client, "/api/models?type=unet")
+    legacy = await call(client, "GET", "/api/models?type=unet")
     assert paths(legacy) == ["diffusion_models/flux.gguf", "diffusion_models/wan.safetensors"]
-    anime = await get_json(client, "/api/models?search=ANIME")
+    anime = await call(client, "GET", "/api/models?search=ANIME")
     assert paths(anime) == ["checkpoints/anime_base.ckpt", "loras/Style/Anime_XL.safetensors"]
-    assert paths(await get_json(client, "/api/models?search=style%20xl&type=loras")) == [
+    assert paths(await call(client, "GET", "/api/models?search=style%20xl&type=loras")) == [
         "loras/Style/Anime_XL.safetensors"]
-    nothing = await get_json(client, "/api/models?search=anime&type=vae")
+    nothing = await call(client, "GET", "/api/models?search=anime&type=vae")
     assert nothing["models"] == [] and nothing["total"] == 0 and nothing["total_size_gb"] == 0
 
 
-async def test_unknown_type_is_invalid_and_lists_the_known_ones(client):
-    body = await get_json(client, "/api/models?type=secrets", status=400)
+@MODULE_LOOP
+async def test_unknown_type_is_invalid_and_lists_the_known_ones(module_client):
+    body = await call(module_client, "GET", "/api/models?type=secrets", status=400)
     assert body["error"]["code"] == "INVALID_REQUEST"
     assert "checkpoints" in body["error"]["message"] and "loras" in body["error"]["details"]["known_types"]
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=10001", "limit=ten", "offset=-1", "offset=1.5", "sort=colour",
                                    "order=up", "type=", "search=" + "x" * 201, "limit="])
-async def test_bad_query_values_are_invalid_request(client, query):
-    body = await get_json(client, f"/api/models?{query}", status=400)
+@MODULE_LOOP
+async def test_bad_query_values_are_invalid_request(module_client, query):
+    body = await call(module_client, "GET", f"/api/models?{query}", status=400)
     assert body["error"]["code"] == "INVALID_REQUEST"
 
 
 async def test_pages_and_sorts(client, settings):
     for i in range(25):
-        put(settings.models_dir, f"loras/m{i:02d}.safetensors", size=100 + i, mtime=SPEC_TIME - 60 * (i % 7))
-    put(settings.models_dir, "checkpoints/B_model.safetensors", size=1)
-    put(settings.models_dir, "vae/a_model.safetensors", size=2)
+        put_model(settings.models_dir, f"loras/m{i:02d}.safetensors", size=100 + i, mtime=SPEC_TIME - 60 * (i % 7))
+    put_model(settings.models_dir, "checkpoints/B_model.safetensors", size=1)
+    put_model(settings.models_dir, "vae/a_model.safetensors", size=2)
 
-    page = await get_json(client, "/api/models?type=loras&limit=10&offset=10")
+    page = await call(client, "GET", "/api/models?type=loras&limit=10&offset=10")
     assert paths(page) == [f"loras/m{i:02d}.safetensors" for i in range(10, 20)]
     assert page["total"] == 25 and page["total_size_bytes"] == sum(100 + i for i in range(25))
     assert page["limit"] == 10 and page["offset"] == 10
-    beyond = await get_json(client, "/api/models?offset=1000")
+    beyond = await call(client, "GET", "/api/models?offset=1000")
     assert beyond["models"] == [] and beyond["total"] == 27
 
-    by_size = await get_json(client, "/api/models?sort=size&order=desc&limit=3")
+    by_size = await call(client, "GET", "/api/models?sort=size&order=desc&limit=3")
     assert paths(by_size) == ["loras/m24.safetensors", "loras/m23.safetensors", "loras/m22.safetensors"]
-    smallest = await get_json(client, "/api/models?sort=size&limit=2")
+    smallest = await call(client, "GET", "/api/models?sort=size&limit=2")
     assert paths(smallest) == ["checkpoints/B_model.safetensors", "vae/a_model.safetensors"]
-    by_name = await get_json(client, "/api/models?sort=name&limit=2")
+    by_name = await call(client, "GET", "/api/models?sort=name&limit=2")
     assert paths(by_name) == ["vae/a_model.safetensors", "checkpoints/B_model.safetensors"]
-    by_path_desc = await get_json(client, "/api/models?order=desc&limit=1")
+    by_path_desc = await call(client, "GET", "/api/models?order=desc&limit=1")
     assert paths(by_path_desc) == ["vae/a_model.safetensors"]
-    oldest = await get_json(client, "/api/models?type=loras&sort=modified&limit=4")
+    oldest = await call(client, "GET", "/api/models?type=loras&sort=modified&limit=4")
     assert [m["modified"] for m in oldest["models"]] == ["2026-02-15T09:54:00Z"] * 3 + ["2026-02-15T09:55:00Z"]
     assert paths(oldest)[:3] == ["loras/m06.safetensors", "loras/m13.safetensors", "loras/m20.safetensors"]
 
@@ -154,27 +142,27 @@ async def test_preset_is_the_first_installed_owner_by_id(client, settings):
         (user / f"{preset_id}.yaml").write_text(
             f"id: {preset_id}\nname: {preset_id}\ncategory: Image Generation\ntype: image\nfiles:\n{files}")
     for path in [*WAN_FILES, "loras/shared.safetensors", "loras/stray.safetensors"]:
-        put(settings.models_dir, path)
+        put_model(settings.models_dir, path)
 
     def owners(body) -> dict[str, str | None]:
         return {m["path"]: m["preset"] for m in body["models"]}
 
-    body = owners(await get_json(client, "/api/models"))
+    body = owners(await call(client, "GET", "/api/models"))
     assert {p: body[p] for p in WAN_FILES} == dict.fromkeys(WAN_FILES, WAN)
     assert body["loras/shared.safetensors"] == "ZZZ_MINE"  # AAA_MINE lacks a file: not installed
     assert body["loras/stray.safetensors"] is None
-    put(settings.models_dir, "loras/aaa_only.safetensors")
-    body = owners(await get_json(client, "/api/models"))
+    put_model(settings.models_dir, "loras/aaa_only.safetensors")
+    body = owners(await call(client, "GET", "/api/models"))
     assert body["loras/shared.safetensors"] == "AAA_MINE" and body["loras/aaa_only.safetensors"] == "AAA_MINE"
     (settings.models_dir / WAN_FILES[2]).unlink()  # WAN is no longer installed: its files are nobody's
-    body = owners(await get_json(client, "/api/models"))
+    body = owners(await call(client, "GET", "/api/models"))
     assert body[WAN_FILES[0]] is None and body[WAN_FILES[1]] is None
 
 
 async def test_types_list_every_folder_with_counts_including_zero(client, settings):
     for path in ("checkpoints/a.safetensors", "checkpoints/sub/b.ckpt", "loras/c.safetensors", "clip/d.pt"):
-        put(settings.models_dir, path)
-    body = await get_json(client, "/api/models/types")
+        put_model(settings.models_dir, path)
+    body = await call(client, "GET", "/api/models/types")
     types = {t["id"]: t for t in body["types"]}
     assert [t["id"] for t in body["types"]][:4] == ["checkpoints", "configs", "loras", "vae"]
     assert types["checkpoints"] == {"id": "checkpoints", "name": "Checkpoints", "count": 2, "size_gb": 0.0,
@@ -190,15 +178,15 @@ async def test_extra_model_paths_add_folders_and_types(make_client, settings, tm
     yaml_file = tmp_path / "extra.yaml"
     yaml_file.write_text(f"shared:\n  base_path: {store}\n  loras: |\n    lora\n    lyco\n"
                          f"  ip_adapter: ipadapter\n")
-    put(store, "lora/from_yaml.safetensors")
-    put(store, "lyco/second.safetensors")
-    put(store, "ipadapter/ip.bin")
-    put(settings.models_dir, "loras/local.safetensors")
+    put_model(store, "lora/from_yaml.safetensors")
+    put_model(store, "lyco/second.safetensors")
+    put_model(store, "ipadapter/ip.bin")
+    put_model(settings.models_dir, "loras/local.safetensors")
     client = await make_client(extra_model_paths=yaml_file)
-    listed = await get_json(client, "/api/models")
+    listed = await call(client, "GET", "/api/models")
     assert paths(listed) == ["ip_adapter/ip.bin", "loras/from_yaml.safetensors", "loras/local.safetensors",
                              "loras/second.safetensors"]
-    types = {t["id"]: t for t in (await get_json(client, "/api/models/types"))["types"]}
+    types = {t["id"]: t for t in (await call(client, "GET", "/api/models/types"))["types"]}
     assert types["ip_adapter"] == {"id": "ip_adapter", "name": "Ip Adapter", "count": 1, "size_gb": 0.0,
                                    "size_bytes": 16}
     assert (await delete(client, {"paths": ["loras/second.safetensors"]}))["deleted"] == 1
@@ -210,12 +198,12 @@ async def test_extra_model_paths_add_folders_and_types(make_client, settings, tm
 
 async def test_symlinks_inside_are_listed_and_loops_end(client, settings, tmp_path):
     models = settings.models_dir
-    real = put(models, "checkpoints/real/model.safetensors")
+    real = put_model(models, "checkpoints/real/model.safetensors")
     (models / "checkpoints" / "alias.safetensors").symlink_to(real)
     (models / "loras" / "linked_dir").symlink_to(models / "checkpoints" / "real", target_is_directory=True)
     (models / "checkpoints" / "real" / "loop").symlink_to(models / "checkpoints", target_is_directory=True)
     (models / "checkpoints" / "dangling.safetensors").symlink_to(tmp_path / "gone.safetensors")
-    body = await get_json(client, "/api/models")
+    body = await call(client, "GET", "/api/models")
     # Each real folder is listed once per type: checkpoints/real/loop leads back to checkpoints (not
     # again), while loras reaches checkpoints through linked_dir/loop once, and real not a second time.
     assert paths(body) == ["checkpoints/alias.safetensors", "checkpoints/real/model.safetensors",
@@ -225,9 +213,9 @@ async def test_symlinks_inside_are_listed_and_loops_end(client, settings, tmp_pa
 
 async def test_files_vanishing_mid_scan_are_skipped(client, settings, monkeypatch):
     models = settings.models_dir
-    put(models, "loras/stays.safetensors")
-    put(models, "loras/goes.safetensors")
-    put(models, "loras/sub/gone_with_folder.safetensors")
+    put_model(models, "loras/stays.safetensors")
+    put_model(models, "loras/goes.safetensors")
+    put_model(models, "loras/sub/gone_with_folder.safetensors")
 
     class ListThenDelete:
         """os.scandir that lists the folder, then deletes a file and a folder before they are looked at."""
@@ -246,30 +234,30 @@ async def test_files_vanishing_mid_scan_are_skipped(client, settings, monkeypatc
             return False
 
     monkeypatch.setattr(model_index.os, "scandir", ListThenDelete)
-    body = await get_json(client, "/api/models?type=loras")
+    body = await call(client, "GET", "/api/models?type=loras")
     assert paths(body) == ["loras/stays.safetensors"]
     assert body["problems"] == []
 
 
 async def test_folder_deleted_after_listing(client, settings):
     fresh(client)
-    put(settings.models_dir, "loras/pack/a.safetensors")
-    put(settings.models_dir, "loras/keep.safetensors")
-    assert len((await get_json(client, "/api/models"))["models"]) == 2
+    put_model(settings.models_dir, "loras/pack/a.safetensors")
+    put_model(settings.models_dir, "loras/keep.safetensors")
+    assert len((await call(client, "GET", "/api/models"))["models"]) == 2
     shutil.rmtree(settings.models_dir / "loras" / "pack")
-    body = await get_json(client, "/api/models")
+    body = await call(client, "GET", "/api/models")
     assert paths(body) == ["loras/keep.safetensors"] and body["problems"] == []
     result = await delete(client, {"paths": ["loras/pack/a.safetensors"]})
     assert result["deleted"] == 0 and result["errors"][0]["code"] == "MODEL_NOT_FOUND"
     shutil.rmtree(settings.models_dir / "loras")  # even a whole root
-    assert (await get_json(client, "/api/models"))["total"] == 0
+    assert (await call(client, "GET", "/api/models"))["total"] == 0
 
 
 async def test_unreadable_folder_is_reported_not_fatal(client, settings, monkeypatch):
     # Tests may run as root, where chmod 000 does not deny reads: make os.scandir refuse instead.
     locked = settings.models_dir / "loras" / "locked"
-    put(settings.models_dir, "loras/locked/secret.safetensors")
-    put(settings.models_dir, "loras/open.safetensors")
+    put_model(settings.models_dir, "loras/locked/secret.safetensors")
+    put_model(settings.models_dir, "loras/open.safetensors")
 
     def scandir(listed="."):
         if same_dir(listed, locked):
@@ -277,7 +265,7 @@ async def test_unreadable_folder_is_reported_not_fatal(client, settings, monkeyp
         return REAL_SCANDIR(listed)
 
     monkeypatch.setattr(model_index.os, "scandir", scandir)
-    body = await get_json(client, "/api/models")
+    body = await call(client, "GET", "/api/models")
     assert paths(body) == ["loras/open.safetensors"]
     assert body["problems"] == [{"path": str(locked), "error": "Permission denied"}]
 
@@ -287,27 +275,27 @@ async def test_unreadable_folder_is_reported_not_fatal(client, settings, monkeyp
 
 async def test_deletes_files_and_reports_space_freed(client, settings):
     fresh(client)
-    put(settings.models_dir, "checkpoints/old_model.safetensors", size=1000)
-    put(settings.models_dir, "loras/sub/unused_lora.safetensors", size=24)
+    put_model(settings.models_dir, "checkpoints/old_model.safetensors", size=1000)
+    put_model(settings.models_dir, "loras/sub/unused_lora.safetensors", size=24)
     body = await delete(client, {"paths": ["checkpoints/old_model.safetensors", "loras/sub/unused_lora.safetensors"]})
     assert body == {"deleted": 2, "space_freed_gb": 0.0, "space_freed_bytes": 1024, "errors": []}
     assert not (settings.models_dir / "checkpoints/old_model.safetensors").exists()
     assert (settings.models_dir / "loras/sub").is_dir()  # folders stay
-    assert (await get_json(client, "/api/models"))["total"] == 0
+    assert (await call(client, "GET", "/api/models"))["total"] == 0
 
 
 async def test_deleted_files_disappear_from_the_listing_at_once(client, settings):
     # No fresh(): the index's one-second throttle must not hide a deletion made through the API.
-    put(settings.models_dir, "vae/a.safetensors")
-    put(settings.models_dir, "vae/b.safetensors")
-    assert (await get_json(client, "/api/models"))["total"] == 2
+    put_model(settings.models_dir, "vae/a.safetensors")
+    put_model(settings.models_dir, "vae/b.safetensors")
+    assert (await call(client, "GET", "/api/models"))["total"] == 2
     assert (await delete(client, {"paths": ["vae/a.safetensors"]}))["deleted"] == 1
-    assert paths(await get_json(client, "/api/models")) == ["vae/b.safetensors"]
-    assert (await get_json(client, "/api/system/storage"))["models"]["count"] == 1
+    assert paths(await call(client, "GET", "/api/models")) == ["vae/b.safetensors"]
+    assert (await call(client, "GET", "/api/system/storage"))["models"]["count"] == 1
 
 
 async def test_legacy_folder_names_are_accepted(client, settings):
-    target = put(settings.models_dir, "unet/flux.safetensors")
+    target = put_model(settings.models_dir, "unet/flux.safetensors")
     body = await delete(client, {"paths": ["unet/flux.safetensors"]})
     assert body["deleted"] == 1 and not target.exists()
 
@@ -331,11 +319,11 @@ async def test_legacy_folder_names_are_accepted(client, settings):
     ("checkpoints/nul\0.safetensors", "INVALID_REQUEST"),
 ])
 async def test_refused_paths_touch_nothing(client, settings, tmp_path, path, code):
-    outside = put(tmp_path, "outside.safetensors")
+    outside = put_model(tmp_path, "outside.safetensors")
     (settings.models_dir / "checkpoints" / "folder.safetensors").mkdir()
-    put(settings.models_dir, "checkpoints/folder.safetensors/inner.safetensors")
-    put(settings.models_dir, "checkpoints/notes.txt")
-    put(settings.models_dir, "checkpoints/partial.safetensors.part")
+    put_model(settings.models_dir, "checkpoints/folder.safetensors/inner.safetensors")
+    put_model(settings.models_dir, "checkpoints/notes.txt")
+    put_model(settings.models_dir, "checkpoints/partial.safetensors.part")
     before = sorted(p for p in settings.models_dir.rglob("*"))
     body = await delete(client, {"paths": [path]})
     assert body["deleted"] == 0 and body["space_freed_gb"] == 0
@@ -346,10 +334,10 @@ async def test_refused_paths_touch_nothing(client, settings, tmp_path, path, cod
 
 
 async def test_symlinks_escaping_the_model_folders_are_never_deleted(client, settings, tmp_path):
-    outside = put(tmp_path, "elsewhere/precious.safetensors", size=64)
+    outside = put_model(tmp_path, "elsewhere/precious.safetensors", size=64)
     (settings.models_dir / "loras" / "link.safetensors").symlink_to(outside)
     (settings.models_dir / "checkpoints" / "outdir").symlink_to(outside.parent, target_is_directory=True)
-    listed = paths(await get_json(client, "/api/models"))
+    listed = paths(await call(client, "GET", "/api/models"))
     assert "loras/link.safetensors" in listed  # listed: it is what ComfyUI would load
     body = await delete(client, {"paths": ["loras/link.safetensors", "checkpoints/outdir/precious.safetensors"]})
     assert body["deleted"] == 0
@@ -360,7 +348,7 @@ async def test_symlinks_escaping_the_model_folders_are_never_deleted(client, set
 
 
 async def test_a_symlink_inside_is_removed_not_its_target(client, settings):
-    real = put(settings.models_dir, "checkpoints/real.safetensors", size=64)
+    real = put_model(settings.models_dir, "checkpoints/real.safetensors", size=64)
     (settings.models_dir / "loras" / "alias.safetensors").symlink_to(real)
     body = await delete(client, {"paths": ["loras/alias.safetensors"]})
     assert body == {"deleted": 1, "space_freed_gb": 0.0, "space_freed_bytes": 0, "errors": []}
@@ -393,9 +381,9 @@ class QueueBackend(ComfyBackend):
 async def test_models_used_by_the_queue_are_kept_unless_forced(make_client, settings):
     backend = QueueBackend()
     client = await make_client(backend=backend)
-    running = put(settings.models_dir, "checkpoints/sub/running.safetensors")
-    queued = put(settings.models_dir, "loras/deep/queued.safetensors")  # named by file name only
-    free = put(settings.models_dir, "loras/free.safetensors")
+    running = put_model(settings.models_dir, "checkpoints/sub/running.safetensors")
+    queued = put_model(settings.models_dir, "loras/deep/queued.safetensors")  # named by file name only
+    free = put_model(settings.models_dir, "loras/free.safetensors")
     body = await delete(client, {"paths": ["checkpoints/sub/running.safetensors", "loras/deep/queued.safetensors",
                                            "loras/free.safetensors"]})
     assert body["deleted"] == 1 and not free.exists()
@@ -413,8 +401,8 @@ async def test_models_used_by_the_queue_are_kept_unless_forced(make_client, sett
 
 async def test_uninstalling_a_preset_that_a_prompt_uses_needs_force(make_client, settings):
     client = await make_client(backend=QueueBackend())
-    running = put(settings.models_dir, "checkpoints/sub/running.safetensors")
-    free = put(settings.models_dir, "vae/free.safetensors")
+    running = put_model(settings.models_dir, "checkpoints/sub/running.safetensors")
+    free = put_model(settings.models_dir, "vae/free.safetensors")
     write_preset(settings, "BUSY", [
         {"path": "checkpoints/sub/running.safetensors", "repo": "org/busy", "file": "running.safetensors", "size": 16},
         {"path": "vae/free.safetensors", "repo": "org/busy", "file": "free.safetensors", "size": 16}])
@@ -428,8 +416,8 @@ async def test_uninstalling_a_preset_that_a_prompt_uses_needs_force(make_client,
     assert not running.exists() and not free.exists()
 
 async def test_mixed_batch_reports_each_failure_once_in_request_order(client, settings, tmp_path):
-    put(settings.models_dir, "vae/ok1.safetensors", size=10)
-    put(settings.models_dir, "vae/ok2.safetensors", size=20)
+    put_model(settings.models_dir, "vae/ok1.safetensors", size=10)
+    put_model(settings.models_dir, "vae/ok2.safetensors", size=20)
     body = await delete(client, {"paths": ["vae/missing.safetensors", "vae/ok1.safetensors", "../../etc/passwd",
                                            "vae/ok2.safetensors", "vae/ok1.safetensors", "vae"]})
     assert body["deleted"] == 2 and body["space_freed_bytes"] == 30
@@ -440,10 +428,10 @@ async def test_mixed_batch_reports_each_failure_once_in_request_order(client, se
 
 async def test_deleting_a_preset_file_uninstalls_the_preset(client, settings):
     for path in WAN_FILES:
-        put(settings.models_dir, path)
-    assert (await get_json(client, f"/api/presets/{WAN}/status"))["status"] == "installed"
+        put_model(settings.models_dir, path)
+    assert (await call(client, "GET", f"/api/presets/{WAN}/status"))["status"] == "installed"
     await delete(client, {"paths": [WAN_FILES[0]]})
-    assert (await get_json(client, f"/api/presets/{WAN}/status"))["status"] == "partial"
+    assert (await call(client, "GET", f"/api/presets/{WAN}/status"))["status"] == "partial"
 
 
 @pytest.mark.parametrize("body", [
@@ -452,7 +440,7 @@ async def test_deleting_a_preset_file_uninstalls_the_preset(client, settings):
     {"paths": ["vae/a.safetensors"], "extra": 1}, [], "paths",
 ])
 async def test_invalid_delete_bodies_are_rejected_whole(client, settings, body):
-    target = put(settings.models_dir, "vae/a.safetensors")
+    target = put_model(settings.models_dir, "vae/a.safetensors")
     answer = await delete(client, body, status=400)
     assert answer["error"]["code"] == "INVALID_REQUEST"
     assert target.exists()
@@ -467,10 +455,10 @@ async def test_body_that_is_not_json_is_rejected(client):
 
 
 async def test_storage_reports_the_models_volume_and_counts(client, settings):
-    put(settings.models_dir, "checkpoints/a.safetensors", size=10)
-    put(settings.models_dir, "loras/b.safetensors", size=20)
-    put(settings.models_dir, "loras/c.safetensors", size=30)
-    body = await get_json(client, "/api/system/storage")
+    put_model(settings.models_dir, "checkpoints/a.safetensors", size=10)
+    put_model(settings.models_dir, "loras/b.safetensors", size=20)
+    put_model(settings.models_dir, "loras/c.safetensors", size=30)
+    body = await call(client, "GET", "/api/system/storage")
     workspace = body["workspace"]
     assert workspace["path"] == str(settings.models_dir)
     assert workspace["total_gb"] > 0 and 0 <= workspace["usage_percent"] <= 100
@@ -490,14 +478,14 @@ async def test_ten_thousand_files(client, settings):
         directory.mkdir(parents=True)
         for i in range(1005):
             (directory / f"f{i:04d}.safetensors").touch()
-    body = await get_json(client, "/api/models?limit=10000")
+    body = await call(client, "GET", "/api/models?limit=10000")
     assert body["total"] == 10_050 and len(body["models"]) == 10_000
     assert body["models"][0]["path"] == "loras/pack0/f0000.safetensors"
-    rest = await get_json(client, "/api/models?limit=10000&offset=10000")
+    rest = await call(client, "GET", "/api/models?limit=10000&offset=10000")
     assert paths(rest) == [f"loras/pack9/f{i:04d}.safetensors" for i in range(955, 1005)]
-    types = {t["id"]: t["count"] for t in (await get_json(client, "/api/models/types"))["types"]}
+    types = {t["id"]: t["count"] for t in (await call(client, "GET", "/api/models/types"))["types"]}
     assert types["loras"] == 10_050
-    searched = await get_json(client, "/api/models?search=pack3/f099")
+    searched = await call(client, "GET", "/api/models?search=pack3/f099")
     assert searched["total"] == 10
 
 
@@ -529,14 +517,14 @@ class CountingScandir:
 
 async def test_repeated_listing_does_not_walk_the_disk(client, settings, monkeypatch):
     for i in range(50):
-        put(settings.models_dir, f"loras/p{i % 5}/m{i}.safetensors")
+        put_model(settings.models_dir, f"loras/p{i % 5}/m{i}.safetensors")
     client.app[SERVICES].index.max_age = 3600
-    first = await get_json(client, "/api/models")
+    first = await call(client, "GET", "/api/models")
     scans = CountingScandir(monkeypatch)
     stats: list[str] = []
     monkeypatch.setattr(model_index.os, "stat", lambda p, *a, **k: stats.append(str(p)) or REAL_STAT(p, *a, **k))
     for _ in range(3):
-        assert await get_json(client, "/api/models") == first
+        assert await call(client, "GET", "/api/models") == first
     assert [p for p in stats if p.startswith(str(settings.models_dir))] == []
     assert scans.under(settings.models_dir) == []
 
@@ -544,7 +532,7 @@ async def test_repeated_listing_does_not_walk_the_disk(client, settings, monkeyp
 async def test_refresh_relists_only_changed_directories(tmp_path, monkeypatch):
     root = tmp_path / "loras"
     for i in range(6):
-        put(root, f"p{i}/m.safetensors")
+        put_model(root, f"p{i}/m.safetensors")
     _age_directories(root)
     index = ModelIndex({"loras": [root]}, max_age=0)
     await index.refresh()
@@ -552,7 +540,7 @@ async def test_refresh_relists_only_changed_directories(tmp_path, monkeypatch):
     scans = CountingScandir(monkeypatch)
     await index.refresh()
     assert scans.listed == [] and index.version == version  # one stat per directory, no listing
-    put(root, "p3/new.safetensors")
+    put_model(root, "p3/new.safetensors")
     await index.refresh()
     assert scans.under(root) == [root / "p3"] and index.version == version + 1
     assert sorted(index.files()) == sorted([f"loras/p{i}/m.safetensors" for i in range(6)] +
@@ -563,11 +551,11 @@ async def test_change_within_the_same_mtime_tick_is_seen(tmp_path):
     # A coarse file-system clock can give a folder the same mtime before and after a change; a
     # directory modified this recently is listed again on the next refresh.
     root = tmp_path / "vae"
-    put(root, "a.safetensors")
+    put_model(root, "a.safetensors")
     index = ModelIndex({"vae": [root]}, max_age=0)
     await index.refresh()
     mtime = os.stat(root).st_mtime_ns
-    put(root, "b.safetensors")
+    put_model(root, "b.safetensors")
     os.utime(root, ns=(mtime, mtime))
     await index.refresh()
     assert sorted(index.files()) == ["vae/a.safetensors", "vae/b.safetensors"]

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from comfyui_standin import clean_env, install, load_custom_node
+from support import put_model
 
 from dashboard.comfy.backend import ComfyBackend
 from dashboard.comfy.inprocess import InProcessBackend
@@ -24,17 +25,11 @@ async def comfy(aiohttp_client, monkeypatch, tmp_path):
     return server, folder_paths, tmp_path, await aiohttp_client(server.app)
 
 
-def put(path, size: int = 16):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x" * size)
-    return path
-
-
 async def test_lists_every_comfyui_folder_including_the_extra_loras_path(comfy):
     _server, _folder_paths, base, client = comfy
-    put(base / "models" / "loras" / "local.safetensors")
-    put(base / "extra" / "loras" / "sub" / "extra.safetensors")
-    put(base / "models" / "clip" / "te.safetensors")
+    put_model(base, "models/loras/local.safetensors")
+    put_model(base, "extra/loras/sub/extra.safetensors")
+    put_model(base, "models/clip/te.safetensors")
     body = await (await client.get("/dashboard/api/models?type=loras")).json()
     assert [m["path"] for m in body["models"]] == ["loras/local.safetensors", "loras/sub/extra.safetensors"]
     everything = await (await client.get("/dashboard/api/models")).json()
@@ -46,7 +41,7 @@ async def test_lists_every_comfyui_folder_including_the_extra_loras_path(comfy):
 
 async def test_deleting_invalidates_comfyuis_file_list_cache(comfy):
     _server, folder_paths, base, client = comfy
-    extra = put(base / "extra" / "loras" / "x.safetensors")
+    extra = put_model(base, "extra/loras/x.safetensors")
     response = await client.delete("/dashboard/api/models", json={"paths": ["loras/x.safetensors"]})
     body = await response.json()
     assert response.status == 200 and body["deleted"] == 1, body
@@ -59,7 +54,7 @@ async def test_models_in_comfyuis_queue_are_in_use(comfy):
     if InProcessBackend.queue is ComfyBackend.queue:
         pytest.skip("InProcessBackend.queue() is not implemented yet (the queue work adds it)")
     server, _folder_paths, base, client = comfy
-    model = put(base / "models" / "checkpoints" / "busy.safetensors")
+    model = put_model(base, "models/checkpoints/busy.safetensors")
     prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "busy.safetensors"}}}
     server.prompt_queue.put((1, "abc", prompt, {}, ["1"]))
     body = await (await client.delete("/dashboard/api/models",

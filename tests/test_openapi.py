@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openapi_spec_validator import validate
+from support import MODULE_LOOP
 
 from dashboard.api.routing import Operation
 
@@ -18,23 +19,26 @@ def _router_routes(app) -> set[tuple[str, str]]:
     return routes
 
 
-async def test_document_is_valid_openapi_31(client):
-    response = await client.get("/api/openapi.json")
+@MODULE_LOOP
+async def test_document_is_valid_openapi_31(module_client):
+    response = await module_client.get("/api/openapi.json")
     assert response.status == 200
     document = await response.json()
     assert document["openapi"].startswith("3.1")
     validate(document)
 
 
-async def test_document_and_router_list_the_same_routes(client):
-    document = await (await client.get("/api/openapi.json")).json()
+@MODULE_LOOP
+async def test_document_and_router_list_the_same_routes(module_client):
+    document = await (await module_client.get("/api/openapi.json")).json()
     documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    assert documented == _router_routes(client.app)
+    assert documented == _router_routes(module_client.app)
     assert ("GET", "/api/system/status") in documented
 
 
-async def test_every_operation_documents_its_errors_with_the_error_schema(client):
-    document = await (await client.get("/api/openapi.json")).json()
+@MODULE_LOOP
+async def test_every_operation_documents_its_errors_with_the_error_schema(module_client):
+    document = await (await module_client.get("/api/openapi.json")).json()
     for path, item in document["paths"].items():
         for method, operation in item.items():
             assert operation["summary"], (method, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import MODULE_LOOP, call, put_model
 
 from dashboard.api.context import SERVICES
 
@@ -24,20 +25,9 @@ files:
 """
 
 
-def put(settings, path: str, size: int = 16) -> None:
-    target = settings.models_dir / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"x" * size)
-
-
-async def get_json(client, url: str, status: int = 200):
-    response = await client.get(url)
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def test_lists_the_catalogue_as_in_the_spec(client):
-    body = await get_json(client, "/api/presets")
+@MODULE_LOOP
+async def test_lists_the_catalogue_as_in_the_spec(module_client):
+    body = await call(module_client, "GET", "/api/presets")
     assert body["total"] >= 56 and body["filtered"] == body["total"]
     assert body["categories"] == ["Audio Generation", "Image Generation", "Video Generation"]
     assert body["errors"] == []
@@ -48,20 +38,22 @@ async def test_lists_the_catalogue_as_in_the_spec(client):
     assert {"description", "use_case", "tags"} <= wan.keys()
 
 
-async def test_filters_combine(client):
-    video = await get_json(client, "/api/presets?type=video")
+@MODULE_LOOP
+async def test_filters_combine(module_client):
+    video = await call(module_client, "GET", "/api/presets?type=video")
     assert video["filtered"] > 0 and all(p["type"] == "video" for p in video["presets"])
-    by_category = await get_json(client, "/api/presets?category=Video%20Generation")
+    by_category = await call(module_client, "GET", "/api/presets?category=Video%20Generation")
     assert {p["id"] for p in by_category["presets"]} == {p["id"] for p in video["presets"]}
-    wan = await get_json(client, "/api/presets?search=WAN&type=video")
+    wan = await call(module_client, "GET", "/api/presets?search=WAN&type=video")
     assert wan["filtered"] > 0 and all("wan" in (p["name"] + p["description"] + " ".join(p["tags"])).lower()
                                        for p in wan["presets"])
-    none = await get_json(client, "/api/presets?search=wan&type=audio")
+    none = await call(module_client, "GET", "/api/presets?search=wan&type=audio")
     assert none["filtered"] == 0 and none["total"] == video["total"]
 
 
-async def test_search_matches_tags_case_insensitively(client):
-    body = await get_json(client, "/api/presets?search=TEXT-TO-VIDEO")
+@MODULE_LOOP
+async def test_search_matches_tags_case_insensitively(module_client):
+    body = await call(module_client, "GET", "/api/presets?search=TEXT-TO-VIDEO")
     assert body["filtered"] > 0
     assert all("text-to-video" in p["tags"] or "text-to-video" in (p["name"] + p["description"]).lower()
                for p in body["presets"])
@@ -69,13 +61,15 @@ async def test_search_matches_tags_case_insensitively(client):
 
 @pytest.mark.parametrize("query", ["installed=yes", "installed=1", "type=3d", "category=Music",
                                    "search=" + "x" * 201])
-async def test_bad_filters_are_invalid_request(client, query):
-    body = await get_json(client, f"/api/presets?{query}", status=400)
+@MODULE_LOOP
+async def test_bad_filters_are_invalid_request(module_client, query):
+    body = await call(module_client, "GET", f"/api/presets?{query}", status=400)
     assert body["error"]["code"] == "INVALID_REQUEST"
 
 
-async def test_detail_lists_files_with_urls(client):
-    body = await get_json(client, f"/api/presets/{WAN}")
+@MODULE_LOOP
+async def test_detail_lists_files_with_urls(module_client):
+    body = await call(module_client, "GET", f"/api/presets/{WAN}")
     assert [f["path"] for f in body["files"]] == WAN_FILES
     assert all(f["url"].startswith("https://huggingface.co/Comfy-Org/") and "/resolve/" in f["url"]
                for f in body["files"])
@@ -83,58 +77,59 @@ async def test_detail_lists_files_with_urls(client):
     assert body["requirements"]["vram_gb"] > 0
 
 
-async def test_unknown_preset_is_404(client):
+@MODULE_LOOP
+async def test_unknown_preset_is_404(module_client):
     for url in ("/api/presets/NOPE", "/api/presets/NOPE/status"):
-        body = await get_json(client, url, status=404)
+        body = await call(module_client, "GET", url, status=404)
         assert body["error"]["code"] == "PRESET_NOT_FOUND"
 
 
 async def test_installed_when_every_required_file_is_present(client, settings):
     client.app[SERVICES].index.max_age = 0
-    status = await get_json(client, f"/api/presets/{WAN}/status")
+    status = await call(client, "GET", f"/api/presets/{WAN}/status")
     assert status["status"] == "not_installed" and status["files"] == {"total": 3, "completed": 0, "failed": 0}
-    put(settings, WAN_FILES[0])
-    status = await get_json(client, f"/api/presets/{WAN}/status")
+    put_model(settings.models_dir, WAN_FILES[0])
+    status = await call(client, "GET", f"/api/presets/{WAN}/status")
     assert status["status"] == "partial" and status["files"]["completed"] == 1 and 0 < status["progress"] < 100
     for path in WAN_FILES[1:]:
-        put(settings, path)
-    status = await get_json(client, f"/api/presets/{WAN}/status")
+        put_model(settings.models_dir, path)
+    status = await call(client, "GET", f"/api/presets/{WAN}/status")
     assert status["status"] == "installed" and status["progress"] == 100
-    detail = await get_json(client, f"/api/presets/{WAN}")
+    detail = await call(client, "GET", f"/api/presets/{WAN}")
     assert detail["installed"] is True and detail["install_date"].endswith("Z")
     assert all(f["installed"] for f in detail["files"])
-    installed = await get_json(client, "/api/presets?installed=true")
+    installed = await call(client, "GET", "/api/presets?installed=true")
     assert WAN in {p["id"] for p in installed["presets"]}
-    not_installed = await get_json(client, "/api/presets?installed=false")
+    not_installed = await call(client, "GET", "/api/presets?installed=false")
     assert WAN not in {p["id"] for p in not_installed["presets"]}
 
 
 async def test_files_in_legacy_folders_count(client, settings):
     client.app[SERVICES].index.max_age = 0
-    put(settings, "unet/wan2.2_ti2v_5B_fp16.safetensors")
-    put(settings, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
-    put(settings, "vae/wan2.2_vae.safetensors")
-    assert (await get_json(client, f"/api/presets/{WAN}/status"))["status"] == "installed"
+    put_model(settings.models_dir, "unet/wan2.2_ti2v_5B_fp16.safetensors")
+    put_model(settings.models_dir, "clip/umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    put_model(settings.models_dir, "vae/wan2.2_vae.safetensors")
+    assert (await call(client, "GET", f"/api/presets/{WAN}/status"))["status"] == "installed"
 
 
 async def test_empty_or_partial_downloads_do_not_count(client, settings):
     client.app[SERVICES].index.max_age = 0
     for path in WAN_FILES:
-        put(settings, path)
+        put_model(settings.models_dir, path)
     (settings.models_dir / WAN_FILES[0]).write_bytes(b"")
-    assert (await get_json(client, f"/api/presets/{WAN}/status"))["status"] == "partial"
+    assert (await call(client, "GET", f"/api/presets/{WAN}/status"))["status"] == "partial"
     (settings.models_dir / WAN_FILES[0]).unlink()
-    put(settings, WAN_FILES[0] + ".part")
-    assert (await get_json(client, f"/api/presets/{WAN}/status"))["status"] == "partial"
+    put_model(settings.models_dir, WAN_FILES[0] + ".part")
+    assert (await call(client, "GET", f"/api/presets/{WAN}/status"))["status"] == "partial"
 
 
 async def test_user_presets_are_added_and_override_without_restart(client, settings):
     client.app[SERVICES].catalogue.max_age = 0
-    before = await get_json(client, "/api/presets")
+    before = await call(client, "GET", "/api/presets")
     user_dir = settings.data_dir / "presets"
     user_dir.mkdir()
     (user_dir / "mine.yaml").write_text(USER_PRESET)
-    override = (await get_json(client, f"/api/presets/{WAN}"))
+    override = (await call(client, "GET", f"/api/presets/{WAN}"))
     (user_dir / "wan.yml").write_text(f"""
 id: {WAN}
 name: My own Wan
@@ -147,15 +142,15 @@ files:
       file: split_files/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors
     size: 10
 """)
-    after = await get_json(client, "/api/presets")
+    after = await call(client, "GET", "/api/presets")
     assert after["total"] == before["total"] + 1
     mine = next(p for p in after["presets"] if p["id"] == "MY_TINY_PRESET")
     assert mine["source"] == "user" and mine["tags"] == ["mine", "lora"]
-    detail = await get_json(client, f"/api/presets/{WAN}")
+    detail = await call(client, "GET", f"/api/presets/{WAN}")
     assert detail["name"] == "My own Wan" and detail["source"] == "user" and len(detail["files"]) == 1
     assert override["name"] != "My own Wan"
     (user_dir / "wan.yml").unlink()
-    assert (await get_json(client, f"/api/presets/{WAN}"))["source"] == "shipped"
+    assert (await call(client, "GET", f"/api/presets/{WAN}"))["source"] == "shipped"
 
 
 @pytest.mark.parametrize(("content", "complaint"), [
@@ -175,7 +170,7 @@ async def test_broken_user_presets_are_listed_and_skipped(client, settings, cont
     user_dir = settings.data_dir / "presets"
     user_dir.mkdir()
     (user_dir / "broken.yaml").write_text(content)
-    body = await get_json(client, "/api/presets")
+    body = await call(client, "GET", "/api/presets")
     assert body["total"] >= 56
     assert len(body["errors"]) == 1
     assert body["errors"][0]["file"] == "broken.yaml"
@@ -186,15 +181,16 @@ async def test_broken_user_presets_are_listed_and_skipped(client, settings, cont
 async def test_official_templates_become_presets(make_client):
     pytest.importorskip("comfyui_workflow_templates_json")
     client = await make_client(official_templates=True)
-    body = await get_json(client, "/api/presets")
+    body = await call(client, "GET", "/api/presets")
     templates = [p for p in body["presets"] if p["source"] == "template"]
     assert len(templates) > 100
     assert all(p["id"].startswith("TEMPLATE_") for p in templates)
     assert {p["category"] for p in templates} <= {"Audio Generation", "Image Generation", "Video Generation"}
-    detail = await get_json(client, f"/api/presets/{templates[0]['id']}")
+    detail = await call(client, "GET", f"/api/presets/{templates[0]['id']}")
     assert detail["files"] and all("/resolve/" in f["url"] for f in detail["files"])
 
 
-async def test_templates_can_be_turned_off(client):
-    body = await get_json(client, "/api/presets")
+@MODULE_LOOP
+async def test_templates_can_be_turned_off(module_client):
+    body = await call(module_client, "GET", "/api/presets")
     assert not [p for p in body["presets"] if p["source"] == "template"]

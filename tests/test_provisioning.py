@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import SimpleNamespace
-
 import pytest
 from dashboard_process import presets_command
-from downloads_support import Events, sha256_of, write_preset
+from downloads_support import Events, sha256_of, write_preset, write_workspace_preset
 
-ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
 
@@ -21,7 +17,7 @@ def hub(hub):
 
 def test_presets_install_shows_progress_and_exits_0(tmp_path, hub):
     workspace = tmp_path / "workspace"
-    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "TINY", [
+    write_workspace_preset(workspace, "TINY", [
         {"path": "loras/tiny.safetensors", "repo": "org/tiny", "file": "tiny.safetensors", "size": 2 * MB}])
     result = presets_command(workspace, hub.url, "install", "TINY")
     assert result.returncode == 0, result.stderr
@@ -36,7 +32,7 @@ def test_presets_install_shows_progress_and_exits_0(tmp_path, hub):
 
 def test_presets_install_fails_with_a_non_zero_exit(tmp_path, hub):
     workspace = tmp_path / "workspace"
-    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "BROKEN", [
+    write_workspace_preset(workspace, "BROKEN", [
         {"path": "loras/gone.safetensors", "repo": "org/tiny", "file": "gone.safetensors", "size": MB}])
     result = presets_command(workspace, hub.url, "install", "BROKEN", "NOT_A_PRESET")
     assert result.returncode == 1

@@ -13,22 +13,14 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
+from support import PASSWORD
 
 from dashboard.api.context import SERVICES
 from dashboard.app import create_app
 from dashboard.ws import CLOSE_UNAUTHORIZED
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery staple"
 COUNTED = "/api/auth/verify"  # a cheap route the rate limit counts (with auth off it answers 200)
-
-
-@pytest.fixture
-def secure(make_client):
-    async def start(**changes):
-        return await make_client(enable_auth=True, admin_password=PASSWORD, **changes)
-
-    return start
 
 
 async def login(client, username="admin", password=PASSWORD, **extra):
@@ -163,7 +155,7 @@ async def test_secrets_never_reach_logs_or_errors(secure, caplog):
 
 
 async def test_websocket_auth_by_query_message_or_close_4401(secure, monkeypatch):
-    from dashboard import ws as ws_module
+    from dashboard.ws import connection as ws_module
 
     monkeypatch.setattr(ws_module, "AUTH_TIMEOUT", 0.3)
     client = await secure()

@@ -5,20 +5,15 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from types import SimpleNamespace
 
-from dashboard_process import Server, call, presets_command, wait_until
-from downloads_support import sha256_of, write_preset
+from dashboard_process import Server, big_preset, presets_command
+from downloads_support import sha256_of, write_workspace_preset
 from hub import FakeHub, running_hub
+from support import fetch_json, wait_until
 
 MB = 1024 * 1024
 SIZE = 48 * MB
 NO_LIMIT = {"DASHBOARD_RATE_LIMIT": "0"}  # the test polls often
-
-
-def big_preset(workspace, size: int = SIZE) -> None:
-    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "BIG", [
-        {"path": "checkpoints/big.safetensors", "repo": "org/big", "file": "big.safetensors", "size": size}])
 
 
 class FinalFileWatch:
@@ -41,7 +36,7 @@ class FinalFileWatch:
 
 
 def status(server: Server) -> str:
-    return call(server.url + "/api/presets/BIG/status")["status"]
+    return fetch_json(server.url + "/api/presets/BIG/status")["status"]
 
 
 def test_two_servers_installing_the_same_preset_fetch_it_once(tmp_path):
@@ -49,14 +44,14 @@ def test_two_servers_installing_the_same_preset_fetch_it_once(tmp_path):
     hub_file = hub.add_file("org/big", "big.safetensors", size=SIZE)
     hub_file.faults.throttle_bps = 8 * MB
     workspace = tmp_path / "workspace"
-    big_preset(workspace)
+    big_preset(workspace, SIZE)
     final = workspace / "models" / "checkpoints" / "big.safetensors"
     watch = FinalFileWatch(final)
     with running_hub(hub) as hub_url:
         first, second = Server(workspace, hub_url, NO_LIMIT), Server(workspace, hub_url, NO_LIMIT)
         try:
             for server in (first, second):
-                call(server.url + "/api/presets/BIG/install", "POST", {})
+                fetch_json(server.url + "/api/presets/BIG/install", "POST", {})
             for server in (first, second):
                 wait_until(lambda s=server: status(s) == "installed", timeout=120)
         finally:
@@ -79,9 +74,9 @@ def test_a_waiting_server_finishes_from_the_part_when_the_other_is_killed(tmp_pa
         first = Server(workspace, hub_url, NO_LIMIT)
         second = Server(workspace, hub_url, NO_LIMIT)
         try:
-            call(first.url + "/api/presets/BIG/install", "POST", {})
+            fetch_json(first.url + "/api/presets/BIG/install", "POST", {})
             wait_until(lambda: first.download()["bytes_done"] >= size // 3)
-            call(second.url + "/api/presets/BIG/install", "POST", {})  # waits for the first one's .part
+            fetch_json(second.url + "/api/presets/BIG/install", "POST", {})  # waits for the first one's .part
             wait_until(lambda: second.download()["bytes_done"] > 0)
             first.stop(signal.SIGKILL)
             hub_file.faults.throttle_bps = None
@@ -98,20 +93,20 @@ def test_the_cli_beside_a_server_waits_for_its_download_and_the_server_sees_what
     hub_file.faults.throttle_bps = 8 * MB
     other = hub.add_file("org/other", "other.safetensors", size=2 * MB)
     workspace = tmp_path / "workspace"
-    big_preset(workspace)
-    write_preset(SimpleNamespace(data_dir=workspace / ".dashboard"), "OTHER", [
+    big_preset(workspace, SIZE)
+    write_workspace_preset(workspace, "OTHER", [
         {"path": "loras/other.safetensors", "repo": "org/other", "file": "other.safetensors", "size": 2 * MB}])
     with running_hub(hub) as hub_url:
         server = Server(workspace, hub_url, NO_LIMIT)
         try:
-            call(server.url + "/api/presets/BIG/install", "POST", {})
+            fetch_json(server.url + "/api/presets/BIG/install", "POST", {})
             wait_until(lambda: server.download()["bytes_done"] > 0)
             cli = presets_command(workspace, hub_url, "install", "BIG")  # waits for the server's .part
             assert cli.returncode == 0, cli.stderr
             assert "BIG: installed" in cli.stderr
             assert status(server) == "installed"
             assert presets_command(workspace, hub_url, "install", "OTHER").returncode == 0
-            wait_until(lambda: call(server.url + "/api/presets/OTHER/status")["status"] == "installed")
+            wait_until(lambda: fetch_json(server.url + "/api/presets/OTHER/status")["status"] == "installed")
         finally:
             server.stop()
     assert sha256_of(workspace / "models" / "checkpoints" / "big.safetensors") == hub_file.sha256

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 
-from browser import browser, requires_browser, screenshot, watch_errors
+from browser import requires_browser, screenshot, watch_errors
 from downloads_support import write_preset
 from live_server import live_server
+from support import fetch_json
 
 pytestmark = requires_browser
 
 
-def install(url: str, preset_id: str) -> None:
-    request = urllib.request.Request(f"{url}/api/presets/{preset_id}/install", data=json.dumps({}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
-
-
-def test_the_download_limits_are_shown_and_saved(settings, hub):
+def test_the_download_limits_are_shown_and_saved(settings, hub, browser):
     from playwright.sync_api import expect
 
     size = 64 * 1024 * 1024
@@ -32,7 +24,7 @@ def test_the_download_limits_are_shown_and_saved(settings, hub):
                                       hf_endpoint=hub.url)) as url, browser() as context:
         page = context.new_page()
         errors = watch_errors(page)
-        install(url, "WAN_BIG")
+        fetch_json(url + "/api/presets/WAN_BIG/install", "POST", {}, status=202)
         page.goto(url + "/#/downloads")
         expect(page.locator(".download-row").first).to_contain_text(re.compile(r"4 connections"))
         screenshot(page, "downloads")

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 from comfyui_standin import clean_env, serve_custom_node
+from support import MODULE_LOOP, PASSWORD
 
 from dashboard.api.page import CSP
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "web" / "page"
-PASSWORD = "correct horse battery staple"
 
 
-async def test_page_is_served_at_the_root_with_relative_urls_only(client):
-    response = await client.get("/")
+@MODULE_LOOP
+async def test_page_is_served_at_the_root_with_relative_urls_only(module_client):
+    response = await module_client.get("/")
     assert response.status == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     assert response.headers["Content-Security-Policy"] == CSP
@@ -33,26 +34,29 @@ async def test_page_is_served_at_the_root_with_relative_urls_only(client):
     ("style.css", "text/css; charset=utf-8"),
     ("icon.svg", "image/svg+xml"),
 ])
-async def test_assets_have_their_content_types_and_revalidate(client, name, content_type):
-    response = await client.get(f"/assets/{name}")
+@MODULE_LOOP
+async def test_assets_have_their_content_types_and_revalidate(module_client, name, content_type):
+    response = await module_client.get(f"/assets/{name}")
     assert response.status == 200
     assert response.headers["Content-Type"] == content_type
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-cache"
     assert await response.read() == (PAGE / name).read_bytes()
-    again = await client.get(f"/assets/{name}", headers={"If-None-Match": response.headers["ETag"]})
+    again = await module_client.get(f"/assets/{name}", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status == 304
 
 
 @pytest.mark.parametrize("name", ["index.html", "nope.js", "..%2Fapp.py", "..%2F..%2Fpyproject.toml", ".hidden.js",
                                   "APP.JS", "app.js.map", "%2Fetc%2Fpasswd", "style.css%00.js"])
-async def test_anything_off_the_allow_list_is_404(client, name):
-    response = await client.get(f"/assets/{name}")
+@MODULE_LOOP
+async def test_anything_off_the_allow_list_is_404(module_client, name):
+    response = await module_client.get(f"/assets/{name}")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "NOT_FOUND"
 
 
-async def test_every_module_the_page_imports_is_served(client):
+@MODULE_LOOP
+async def test_every_module_the_page_imports_is_served(module_client):
     """Walk the import graph from app.js: every import is relative (./x.js) and answers 200."""
     seen, todo = set(), ["app.js"]
     while todo:
@@ -60,7 +64,7 @@ async def test_every_module_the_page_imports_is_served(client):
         if name in seen:
             continue
         seen.add(name)
-        response = await client.get(f"/assets/{name}")
+        response = await module_client.get(f"/assets/{name}")
         assert response.status == 200, name
         for spec in re.findall(r'^import .*? from "([^"]+)";', await response.text(), re.M):
             assert spec.startswith("./") and "/" not in spec[2:], (name, spec)

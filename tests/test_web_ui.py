@@ -8,22 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import urllib.request
 from contextlib import contextmanager
 
 import pytest
 import yaml
-from browser import browser, dashboard_process, requires_browser, screenshot, watch_errors
+from browser import dashboard_process, requires_browser, screenshot, watch_errors
 from comfyui_standin import ServedComfyUI
 from downloads_support import write_preset
-from live_server import live_server
+from live_server import live_server, loop_in_thread
 from processes import free_port
+from support import PASSWORD, fetch_json, put_model
 
 pytestmark = requires_browser
 
 MB = 1024 * 1024
-PASSWORD = "correct horse battery staple"
 RECENT_KEY = "comfyui-dashboard.recent-prompts"  # where the page keeps the prompts it saw
 ONE_PIXEL_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -55,43 +53,18 @@ def add_preset(settings, hub, preset_id, name, size=MB, folder="loras", descript
     return hub_file
 
 
-def add_model(settings, path, size):
-    target = settings.models_dir / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"\0" * size)
-    return target
-
-
 @contextmanager
 def standin_comfyui(**options):
     """A stand-in ComfyUI on loopback, served from a thread; yields it and `run(fn)`, which calls `fn` on its loop."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="comfyui-standin", daemon=True)
-    thread.start()
-    served = asyncio.run_coroutine_threadsafe(ServedComfyUI(**options).start(), loop).result(30)
-
     async def call(fn):
         return fn()
 
-    try:
-        yield served, lambda fn: asyncio.run_coroutine_threadsafe(call(fn), loop).result(30)
-    finally:
-        asyncio.run_coroutine_threadsafe(served.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
-
-
-def post(url, body=None):
-    request = urllib.request.Request(url, data=json.dumps(body or {}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+    with loop_in_thread("comfyui-standin") as loop:
+        served = asyncio.run_coroutine_threadsafe(ServedComfyUI(**options).start(), loop).result(30)
+        try:
+            yield served, lambda fn: asyncio.run_coroutine_threadsafe(call(fn), loop).result(30)
+        finally:
+            asyncio.run_coroutine_threadsafe(served.stop(), loop).result(30)
 
 
 def nav(page, name):
@@ -108,11 +81,11 @@ def unlabelled_controls(page) -> list[str]:
         .map(el => el.outerHTML.slice(0, 120))""")
 
 
-def test_overview_is_live_and_keyboard_navigable(serve, settings, hub):
+def test_overview_is_live_and_keyboard_navigable(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     add_preset(settings, hub, "TINY", "tiny", size=2 * MB)
-    add_model(settings, "checkpoints/base.safetensors", 3 * MB)
+    put_model(settings.models_dir, "checkpoints/base.safetensors", 3 * MB)
     with serve() as url, browser() as context:
         page = context.new_page()
         errors = watch_errors(page)
@@ -127,7 +100,7 @@ def test_overview_is_live_and_keyboard_navigable(serve, settings, hub):
         expect(page.locator(".panel-storage")).to_contain_text("Checkpoints")
         expect(page.locator(".panel-queue")).to_contain_text("ComfyUI is not available")
         # live, not polled: a download started elsewhere shows up, then the storage follows
-        post(url + "/api/presets/TINY/install")
+        fetch_json(url + "/api/presets/TINY/install", "POST", {})
         expect(page.locator(".panel-storage")).to_contain_text("2 models")
         expect(page.locator(".panel-downloads")).to_contain_text("No downloads running.")
         screenshot(page, "overview")
@@ -143,7 +116,7 @@ def test_overview_is_live_and_keyboard_navigable(serve, settings, hub):
         assert errors == []
 
 
-def test_gpu_gauges(serve, monkeypatch):
+def test_gpu_gauges(serve, monkeypatch, browser):
     from playwright.sync_api import expect
 
     class OneGpu:
@@ -173,7 +146,7 @@ def test_gpu_gauges(serve, monkeypatch):
         screenshot(page, "overview-gpu")
 
 
-def test_presets_filter_install_with_progress_uninstall_and_gated(serve, settings, hub):
+def test_presets_filter_install_with_progress_uninstall_and_gated(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     slow = add_preset(settings, hub, "ALPHA", "alpha", size=8 * MB,
@@ -227,11 +200,11 @@ def test_presets_filter_install_with_progress_uninstall_and_gated(serve, setting
 
 
 
-def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, hub):
+def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     add_preset(settings, hub, "ALPHA", "alpha")
-    model = add_model(settings, "loras/alpha.safetensors", MB)
+    model = put_model(settings.models_dir, "loras/alpha.safetensors", MB)
     prompt = {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "alpha.safetensors"}}}
     with standin_comfyui() as (comfyui, run), serve(comfyui_url=comfyui.url) as url, browser() as context:
         run(lambda: comfyui.server.prompt_queue.put((1, "pending-prompt", prompt, {}, ["1"])))
@@ -255,7 +228,7 @@ def test_uninstalling_a_preset_a_queued_prompt_uses_asks_again(serve, settings, 
         assert errors == []
 
 
-def test_queue_shows_output_images_of_a_remote_comfyui(serve, tmp_path):
+def test_queue_shows_output_images_of_a_remote_comfyui(serve, tmp_path, browser):
     from playwright.sync_api import expect
 
     output = tmp_path / "comfyui-output"
@@ -265,7 +238,7 @@ def test_queue_shows_output_images_of_a_remote_comfyui(serve, tmp_path):
                 "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "thumb"}}}
     with standin_comfyui(directories={"output": output}) as (comfyui, run), \
             serve(comfyui_url=comfyui.url) as url, browser() as context:
-        prompt_id = post(url + "/api/comfyui/execute", {"workflow": workflow})["prompt_id"]
+        prompt_id = fetch_json(url + "/api/comfyui/execute", "POST", {"workflow": workflow})["prompt_id"]
         run(comfyui.worker.run_next)
         page = context.new_page()
         errors = watch_errors(page)
@@ -276,7 +249,7 @@ def test_queue_shows_output_images_of_a_remote_comfyui(serve, tmp_path):
         expect(image).to_have_js_property("naturalWidth", 1)  # the bytes came through and decoded
         assert errors == []
 
-def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
+def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     slow = add_preset(settings, hub, "SLOW", "slow", size=16 * MB)
@@ -288,7 +261,7 @@ def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
         errors = watch_errors(page)
         page.goto(url + "/#/downloads")
         expect(page.locator("#live-status")).to_have_text("Live")
-        download_id = post(url + "/api/presets/SLOW/install")["download_id"]
+        download_id = fetch_json(url + "/api/presets/SLOW/install", "POST", {})["download_id"]
         row = page.locator(f'li[data-download="{download_id}"]')
         expect(row).to_have_attribute("data-status", "downloading")
         expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", re.compile(r"^([1-9]|0\.[1-9])"))
@@ -298,7 +271,7 @@ def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
         row.get_by_role("button", name="Pause download of Slow").click()
         expect(row).to_have_attribute("data-status", "paused")
         expect(row.locator(".badge")).to_have_text("Paused")
-        assert get(f"{url}/api/downloads/{download_id}")["priority"] == "high"
+        assert fetch_json(f"{url}/api/downloads/{download_id}")["priority"] == "high"
         part = settings.models_dir / "loras" / "slow.safetensors.part"
         assert part.exists()
         screenshot(page, "downloads-paused")
@@ -310,7 +283,7 @@ def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
         assert any(r.headers.get("Range", "").startswith("bytes=") for r in hub.requests
                    if r.method == "GET" and r.path.endswith("slow.safetensors"))
 
-        other_id = post(url + "/api/presets/OTHER/install")["download_id"]
+        other_id = fetch_json(url + "/api/presets/OTHER/install", "POST", {})["download_id"]
         other_row = page.locator(f'li[data-download="{other_id}"]')
         expect(other_row).to_have_attribute("data-status", "downloading")
         other_row.get_by_role("button", name="Cancel download of Other").click()
@@ -319,12 +292,12 @@ def test_downloads_pause_resume_priority_and_cancel(serve, settings, hub):
         assert errors == []
 
 
-def test_models_multi_select_delete_shows_the_space_freed(serve, settings):
+def test_models_multi_select_delete_shows_the_space_freed(serve, settings, browser):
     from playwright.sync_api import expect
 
-    add_model(settings, "loras/one.safetensors", 3 * MB)
-    add_model(settings, "checkpoints/two.safetensors", 1 * MB)
-    keep = add_model(settings, "vae/keep.safetensors", 2 * MB)
+    put_model(settings.models_dir, "loras/one.safetensors", 3 * MB)
+    put_model(settings.models_dir, "checkpoints/two.safetensors", 1 * MB)
+    keep = put_model(settings.models_dir, "vae/keep.safetensors", 2 * MB)
     with serve() as url, browser() as context:
         page = context.new_page()
         errors = watch_errors(page)
@@ -352,13 +325,13 @@ def test_models_multi_select_delete_shows_the_space_freed(serve, settings):
         assert errors == []
 
 
-def test_queue_and_workflows_without_comfyui(serve, settings, hub):
+def test_queue_and_workflows_without_comfyui(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     add_preset(settings, hub, "TINY", "tiny")
     with serve() as url, browser() as context:
         loader = {"class_type": "LoraLoaderModelOnly", "inputs": {"lora_name": "tiny.safetensors", "strength_model": 1}}
-        post(url + "/api/workflows", {"name": "Needs tiny", "workflow": {"1": loader}})
+        fetch_json(url + "/api/workflows", "POST", {"name": "Needs tiny", "workflow": {"1": loader}})
         page = context.new_page()
         errors = watch_errors(page)
         page.goto(url + "/#/queue")
@@ -387,7 +360,7 @@ def test_queue_and_workflows_without_comfyui(serve, settings, hub):
         assert errors == []
 
 
-def test_login_when_auth_is_on(serve, settings, hub):
+def test_login_when_auth_is_on(serve, settings, hub, browser):
     from playwright.sync_api import expect
 
     add_preset(settings, hub, "BETA", "beta")
@@ -420,7 +393,7 @@ def test_login_when_auth_is_on(serve, settings, hub):
         assert errors == []
 
 
-def test_page_reconnects_after_a_server_restart(tmp_path):
+def test_page_reconnects_after_a_server_restart(tmp_path, browser):
     from playwright.sync_api import expect
 
     port = free_port()
@@ -447,11 +420,11 @@ def test_page_reconnects_after_a_server_restart(tmp_path):
 
 
 @pytest.mark.parametrize("view", ["overview", "presets", "downloads", "models", "queue", "workflows"])
-def test_usable_at_360_px(serve, settings, hub, view):
+def test_usable_at_360_px(serve, settings, hub, view, browser):
     from playwright.sync_api import expect
 
     add_preset(settings, hub, "TINY", "tiny")
-    add_model(settings, "loras/a-model-with-a-rather-long-file-name-for-a-phone.safetensors", MB)
+    put_model(settings.models_dir, "loras/a-model-with-a-rather-long-file-name-for-a-phone.safetensors", MB)
     with serve() as url, browser(width=360, height=740) as context:
         page = context.new_page()
         page.goto(f"{url}/#/{view}")

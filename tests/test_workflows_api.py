@@ -6,31 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from support import EMPTY, MODULE_LOOP, call, put_model
 
 from dashboard.api.context import SERVICES
 from dashboard.comfy.folders import FOLDER_TYPES
 from dashboard.services.catalogue import load_preset_file
-from dashboard.services.workflows import check_api_workflow, required_models, slugify
+from dashboard.services.workflow_format import check_api_workflow, required_models
+from dashboard.services.workflows import slugify
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "workflows").glob("*.json"))
 PRESETS = {p.id: p for p in (load_preset_file(f, "shipped", set(FOLDER_TYPES))
                              for f in (ROOT / "presets").rglob("*.yaml"))}
-EMPTY = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
-         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}
-
-
-async def call(client, method: str, url: str, status: int = 200, **kwargs):
-    response = await client.request(method, url, **kwargs)
-    body = await response.json()
-    assert response.status == status, body
-    return body
-
-
-def put_model(settings, path: str) -> None:
-    target = settings.models_dir / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"weights")
 
 
 # The shipped files
@@ -66,8 +53,9 @@ def test_at_least_eight_preset_workflows_and_one_without_models():
 # Listing and reading
 
 
-async def test_lists_shipped_workflows_as_in_the_spec(client):
-    body = await call(client, "GET", "/api/workflows")
+@MODULE_LOOP
+async def test_lists_shipped_workflows_as_in_the_spec(module_client):
+    body = await call(module_client, "GET", "/api/workflows")
     assert body["total"] == len(SHIPPED) == body["filtered"] and body["errors"] == []
     wan = next(w for w in body["workflows"] if w["id"] == "wan22_5b_text_to_video")
     assert wan == {"id": "wan22_5b_text_to_video", "name": "Wan 2.2 5B Text to Video",
@@ -77,23 +65,25 @@ async def test_lists_shipped_workflows_as_in_the_spec(client):
     assert {"Image Generation", "Video Generation", "Audio Generation", "Utility"} <= set(body["categories"])
 
 
-async def test_filters_combine(client):
-    video = await call(client, "GET", "/api/workflows?category=video%20generation")
+@MODULE_LOOP
+async def test_filters_combine(module_client):
+    video = await call(module_client, "GET", "/api/workflows?category=video%20generation")
     assert video["filtered"] >= 2 and all(w["category"] == "Video Generation" for w in video["workflows"])
-    flux = await call(client, "GET", "/api/workflows?search=FLUX%20schnell")
+    flux = await call(module_client, "GET", "/api/workflows?search=FLUX%20schnell")
     assert [w["id"] for w in flux["workflows"]] == ["flux_schnell_text_to_image"]
-    none = await call(client, "GET", "/api/workflows?search=flux&category=Audio%20Generation")
+    none = await call(module_client, "GET", "/api/workflows?search=flux&category=Audio%20Generation")
     assert none["filtered"] == 0
-    assert (await call(client, "GET", "/api/workflows?source=user"))["filtered"] == 0
-    bad = await call(client, "GET", "/api/workflows?source=elsewhere", 400)
+    assert (await call(module_client, "GET", "/api/workflows?source=user"))["filtered"] == 0
+    bad = await call(module_client, "GET", "/api/workflows?source=elsewhere", 400)
     assert bad["error"]["code"] == "INVALID_REQUEST"
 
 
-async def test_get_one_with_its_json(client):
-    body = await call(client, "GET", "/api/workflows/empty_image")
+@MODULE_LOOP
+async def test_get_one_with_its_json(module_client):
+    body = await call(module_client, "GET", "/api/workflows/empty_image")
     assert body["id"] == "empty_image" and body["format"] == "api"
     assert body["workflow"]["2"]["class_type"] == "SaveImage"
-    missing = await call(client, "GET", "/api/workflows/nope", 404)
+    missing = await call(module_client, "GET", "/api/workflows/nope", 404)
     assert missing["error"]["code"] == "WORKFLOW_NOT_FOUND"
 
 
@@ -197,7 +187,7 @@ async def test_requirements_name_missing_models_and_the_presets_that_provide_the
     assert vae["presets"][0] == "WAN_22_5B_TIV2"
 
     for path in body["missing"]:
-        put_model(settings, path)
+        put_model(settings.models_dir, path)
     client.app[SERVICES].index.invalidate()  # the index re-scans at most once a second otherwise
     installed = await call(client, "GET", "/api/workflows/wan22_5b_text_to_video/requirements")
     assert installed["satisfied"] is True and installed["missing"] == [] and not installed["presets"]

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from downloads_support import FAST_RETRY, write_preset
 from hub import FakeHub, running_hub
-from test_bad_input import logged_faults
+from support import logged_faults, until
 
-from dashboard import ws as ws_module
+import dashboard.ws.connection as ws_module
 from dashboard.api.context import HUB, SERVICES
 
 MB = 1024 * 1024
@@ -154,8 +154,8 @@ async def test_a_client_that_never_reads_is_dropped_and_others_get_everything(cl
     async with client.ws_connect("/ws") as reader:
         await reader.send_json({"type": "subscribe", "channels": ["downloads"]})
         await receive(reader, "snapshot")
-        await asyncio.wait_for(_until(lambda: len(hub.connections) == 2 and all(
-            "downloads" in c.channels for c in hub.connections)), 10)
+        await until(lambda: len(hub.connections) == 2 and all("downloads" in c.channels for c in hub.connections),
+                    what="both sockets subscribed")
         payload = "x" * 64 * 1024
         received = 0
         for round_ in range(40):
@@ -193,11 +193,6 @@ async def test_a_client_that_subscribes_again_and_again_but_reads_stays_connecte
         assert connection.dropped is False
 
 
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0)
-
-
 async def test_websocket_from_a_foreign_page_is_refused(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws", headers={"Origin": "http://evil.example"})
@@ -212,7 +207,7 @@ async def test_clients_that_vanish_leave_no_server_error(client, caplog):
         await receive(socket, "snapshot")
         socket._response.connection.transport.abort()  # the tab is gone, no close frame
         bus.publish("download_complete", {"download_id": "dl_x"}, "downloads")
-    await asyncio.wait_for(_until(lambda: not client.app[HUB].connections), 10)
+    await until(lambda: not client.app[HUB].connections, what="the vanished sockets to be dropped")
     async with client.ws_connect("/ws") as socket:  # the next tab is served as usual
         await socket.send_json({"type": "subscribe", "channels": ["downloads"]})
         await receive(socket, "snapshot")
