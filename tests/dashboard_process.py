@@ -44,9 +44,24 @@ class Server:
         self.log.close()
 
 
-def presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.CompletedProcess:
-    """`comfy-dashboard presets ARGS` on `workspace`, downloading from the hub at `hub_url`."""
+def start_presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.Popen:
+    """Start `comfy-dashboard presets ARGS` on `workspace`, downloading from the hub at `hub_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "HF_", "PRESET_"))}
     env.update(PYTHONPATH=str(ROOT), HF_ENDPOINT=hub_url, DASHBOARD_OFFICIAL_TEMPLATES="false")
-    return subprocess.run([sys.executable, "-m", "dashboard", "presets", *args, "--workspace", str(workspace)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.Popen([sys.executable, "-m", "dashboard", "presets", *args, "--workspace", str(workspace)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(command: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Wait for a started command and answer what `subprocess.run` would have."""
+    try:
+        stdout, stderr = command.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        command.kill()
+        raise
+    return subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
+
+
+def presets_command(workspace: Path, hub_url: str, *args: str) -> subprocess.CompletedProcess:
+    """`comfy-dashboard presets ARGS` on `workspace`, downloading from the hub at `hub_url`."""
+    return finished(start_presets_command(workspace, hub_url, *args))

@@ -105,6 +105,8 @@ class Faults:
         until it is due (the first waits too), so the rate holds over seconds without drift;
         a client that falls behind catches up by at most one write. Read when the response
         starts.
+    hold_at: once this many body bytes of the file were sent (all requests together), GETs send
+        nothing more until ``release()``; the client sees a slow server, not an error.
 
     Every HEAD or GET of the file (resolve or CDN) uses up one status_burst / rate_limit
     answer; only GETs that send a body use up ``times`` and ``ignore_range_after``. A file's
@@ -122,6 +124,15 @@ class Faults:
     ignore_range_after: int | None = None
     corrupt: bool = False
     throttle_bps: int | None = None
+    hold_at: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Let bodies held by ``hold_at`` go on (callable from any thread)."""
+        self.released.set()
+
+    def holds(self, sent: int) -> bool:
+        return self.hold_at is not None and sent >= self.hold_at and not self.released.is_set()
 
 
 @dataclass(eq=False)
@@ -472,6 +483,8 @@ async def _send_body(
         for piece in _pieces(chunk, bps):
             if pacer is not None:
                 await asyncio.sleep(pacer.delay(len(piece), loop.time()))
+            while any(f.holds(hub_file.bytes_sent) for f in both) and not _gone(request):
+                await asyncio.sleep(0.01)
             if _gone(request):
                 return response
             await response.write(piece)

@@ -6,7 +6,7 @@ import contextlib
 import signal
 import threading
 
-from dashboard_process import Server, big_preset, presets_command
+from dashboard_process import Server, big_preset, finished, presets_command, start_presets_command
 from downloads_support import sha256_of, write_workspace_preset
 from hub import FakeHub, running_hub
 from support import fetch_json, wait_until
@@ -33,6 +33,11 @@ class FinalFileWatch:
         self._stop.set()
         self._thread.join()
         return self.sizes
+
+
+def lookups(hub: FakeHub, name: str) -> int:
+    """How often a client has looked the file up (the HEAD that resolves it)."""
+    return sum(1 for r in list(hub.requests) if r.method == "HEAD" and r.path.endswith("/" + name))
 
 
 def status(server: Server) -> str:
@@ -91,6 +96,7 @@ def test_the_cli_beside_a_server_waits_for_its_download_and_the_server_sees_what
     hub = FakeHub()
     hub_file = hub.add_file("org/big", "big.safetensors", size=SIZE)
     hub_file.faults.throttle_bps = 8 * MB
+    hub_file.faults.hold_at = SIZE // 2  # the server's download waits half-way until the command runs
     other = hub.add_file("org/other", "other.safetensors", size=2 * MB)
     workspace = tmp_path / "workspace"
     big_preset(workspace, SIZE)
@@ -100,8 +106,12 @@ def test_the_cli_beside_a_server_waits_for_its_download_and_the_server_sees_what
         server = Server(workspace, hub_url, NO_LIMIT)
         try:
             fetch_json(server.url + "/api/presets/BIG/install", "POST", {})
-            wait_until(lambda: server.download()["bytes_done"] > 0)
-            cli = presets_command(workspace, hub_url, "install", "BIG")  # waits for the server's .part
+            wait_until(lambda: hub_file.bytes_sent >= SIZE // 2)  # the server holds the .part, half-way
+            looked_up = lookups(hub, "big.safetensors")
+            command = start_presets_command(workspace, hub_url, "install", "BIG")
+            wait_until(lambda: lookups(hub, "big.safetensors") > looked_up)  # it found BIG not installed
+            hub_file.faults.release()
+            cli = finished(command)  # it waited for the server's .part
             assert cli.returncode == 0, cli.stderr
             assert "BIG: installed" in cli.stderr
             assert status(server) == "installed"
