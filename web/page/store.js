@@ -210,9 +210,15 @@ export async function refreshQueue() {
   }
 }
 
+// Prompts that ended while their history still said pending or running (ComfyUI announces the end a
+// moment before it records it): asked again when the queue next changes.
+const unsettled = new Set();
+const ENDED = ["completed", "failed", "interrupted"];
+
 function onQueueUpdate(data) {
   store.queue = { ...store.queue, loaded: true, error: null, pending: data.queue_pending, running: data.queue_running,
     current: data.current_task };
+  for (const id of unsettled) loadHistory(id);
   emit("queue");
   emit("queue_update");
 }
@@ -239,7 +245,7 @@ function onWorkflowProgress(e) {
     p.max = 1;
   }
   p.type = e.type;
-  if (["completed", "failed", "interrupted"].includes(e.type)) {
+  if (ENDED.includes(e.type)) {
     if (p.node && p.nodes.get(p.node) === "running") p.nodes.set(p.node, e.type === "completed" ? "done" : "failed");
     rememberPrompt(e.prompt_id);
     loadHistory(e.prompt_id);
@@ -277,9 +283,14 @@ function loadRecent() {
 /** Fetch one prompt's history record; a prompt ComfyUI forgot (PROMPT_NOT_FOUND) leaves the recent list. */
 export async function loadHistory(id) {
   try {
-    store.history.set(id, await api(`api/comfyui/history/${seg(id)}`));
+    const record = await api(`api/comfyui/history/${seg(id)}`);
+    store.history.set(id, record);
+    const ended = ENDED.includes(store.prompts.get(id)?.type);
+    if (ended && (record.status === "pending" || record.status === "running")) unsettled.add(id);
+    else unsettled.delete(id);
   } catch (error) {
     if (error.code === "PROMPT_NOT_FOUND") {
+      unsettled.delete(id);
       store.recent = store.recent.filter((x) => x !== id);
       try {
         localStorage.setItem(RECENT_KEY, JSON.stringify(store.recent));
