@@ -64,6 +64,8 @@ class Settings:
     hf_token: str | None = field(default=None, repr=False)
     hf_endpoint: str | None = None
     civitai_token: str | None = field(default=None, repr=False)
+    civitai_endpoint: str | None = None
+    download_hosts: tuple[str, ...] = ()
     preset_download: tuple[str, ...] = ()
     cuda_visible_devices: str | None = None
     enable_auth: bool = False
@@ -237,6 +239,15 @@ def _id_list(value, _var: str = "") -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _hosts(value, var: str) -> tuple[str, ...]:
+    items = tuple(item.lower().rstrip("/") for item in _id_list(value))
+    for item in items:
+        if not re.fullmatch(r"(https?://)?[a-z0-9.-]+(:\d+)?", item):
+            raise ConfigError(f"{var}: {item!r} is not a host such as example.com, example.com:8443 "
+                              "or http://example.com")
+    return items
+
+
 def _networks(value, var: str) -> tuple[str, ...]:
     items = _id_list(value)
     for item in items:
@@ -297,6 +308,8 @@ _SETTINGS = (
     _Setting("hf_token", "HF_TOKEN", _plain),
     _Setting("hf_endpoint", "HF_ENDPOINT", _url),
     _Setting("civitai_token", "CIVITAI_TOKEN", _plain),
+    _Setting("civitai_endpoint", "CIVITAI_ENDPOINT", _url),
+    _Setting("download_hosts", "DASHBOARD_DOWNLOAD_HOSTS", _hosts),
     _Setting("preset_download", "PRESET_DOWNLOAD", _id_list),
     _Setting("cuda_visible_devices", "CUDA_VISIBLE_DEVICES", _plain),
     _Setting("enable_auth", "ENABLE_AUTH", _flag, False),

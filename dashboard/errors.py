@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     DOWNLOAD_CONFLICT = "DOWNLOAD_CONFLICT"
     MODEL_IN_USE = "MODEL_IN_USE"
     PRESET_UNSUPPORTED = "PRESET_UNSUPPORTED"
+    MODEL_EXISTS = "MODEL_EXISTS"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     QUEUE_FULL = "QUEUE_FULL"
@@ -62,7 +63,7 @@ _STATUS = {
     ErrorCode.DOWNLOAD_NOT_FOUND: 404, ErrorCode.WORKFLOW_NOT_FOUND: 404, ErrorCode.PROMPT_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PRESET_ALREADY_INSTALLED: 409, ErrorCode.DOWNLOAD_CONFLICT: 409, ErrorCode.MODEL_IN_USE: 409,
-    ErrorCode.PRESET_UNSUPPORTED: 409,
+    ErrorCode.PRESET_UNSUPPORTED: 409, ErrorCode.MODEL_EXISTS: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.RATE_LIMIT_EXCEEDED: 429, ErrorCode.QUEUE_FULL: 429,
     ErrorCode.INTERNAL_ERROR: 500, ErrorCode.DOWNLOAD_FAILED: 502,
@@ -204,6 +205,12 @@ class PresetUnsupported(Conflict):
     code = ErrorCode.PRESET_UNSUPPORTED
 
 
+class ModelExists(Conflict):
+    """A file is already at the path a download would write (unless `force`)."""
+
+    code = ErrorCode.MODEL_EXISTS
+
+
 # ---- 413, 429 ----
 class PayloadTooLarge(DashboardError):
     code = ErrorCode.PAYLOAD_TOO_LARGE
@@ -259,6 +266,12 @@ class TokenRefused(AccessRefused):
     """A token was sent and refused."""
 
     reason = "token_refused"
+
+
+class EarlyAccess(AccessRefused):
+    """The file is in early (paid) access: only accounts that bought it may download it yet."""
+
+    reason = "early_access"
 
 
 class GatedModel(AccessRefused):

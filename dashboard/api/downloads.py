@@ -9,17 +9,17 @@ from ..services.container import Services
 from ..services.downloads.jobs import PRIORITIES
 from .context import services
 from .routing import Routes
-from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, MODEL_SOURCE, NUMBER, STRING, array, nullable, obj
 
 routes = Routes("downloads")
 
 PRIORITY = {"type": "string", "enum": list(PRIORITIES)}
 DOWNLOAD_STATES = ["queued", "downloading", "paused", "completed", "failed", "cancelled"]
 DOWNLOAD = obj(
-    id=STRING, preset_id=STRING, status={"enum": DOWNLOAD_STATES}, priority=PRIORITY, progress=NUMBER,
+    id=STRING, preset_id=nullable(STRING), status={"enum": DOWNLOAD_STATES}, priority=PRIORITY, progress=NUMBER,
     speed_mbps=NUMBER, eta_seconds=nullable(INTEGER), current_file=nullable(STRING), bytes_done=INTEGER,
     bytes_total=INTEGER, files=obj(total=INTEGER, completed=INTEGER, failed=INTEGER), connections=INTEGER,
-    created_at=NUMBER, error=nullable(ANY_OBJECT),
+    created_at=NUMBER, error=nullable(ANY_OBJECT), source=nullable(MODEL_SOURCE), path=nullable(STRING),
 )
 DOWNLOAD_LIST = obj(downloads=array(DOWNLOAD), active=INTEGER, total=INTEGER, yielding=BOOLEAN)
 #: What may be changed while downloads run.
@@ -39,7 +39,9 @@ CANCELLED = obj(status={"enum": ["cancelled"]}, download_id=STRING, files_remove
 
 
 @routes.get("/api/downloads", summary="Every download, active ones first", response=DOWNLOAD_LIST,
-            description="`speed_mbps` is in megabytes per second.")
+            description="`speed_mbps` is in megabytes per second. A preset's download has its `preset_id`, and "
+                        "`source` and `path` null; a model downloaded from a URL (`POST /api/models/download`) has "
+                        "`preset_id` null, its `source` and its one `path`.")
 async def list_downloads(request: web.Request, params: dict) -> web.Response:
     return web.json_response(services(request).downloads.list())
 

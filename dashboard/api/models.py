@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..services.container import Services
+from ..services.downloads.jobs import PRIORITIES
 from ..services.models import SORTS
 from .context import services
 from .routing import Routes
-from .schemas import INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+from .schemas import BOOLEAN, INTEGER, MODEL_SOURCE, NUMBER, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("models")
 
@@ -16,7 +18,7 @@ MAX_DELETE = 1000
 
 PROBLEM = obj(path=STRING, error=STRING)
 MODEL = obj(path=STRING, type=STRING, size_gb=NUMBER, size_bytes=INTEGER, modified=TIMESTAMP,
-            preset=nullable(STRING))
+            preset=nullable(STRING), source=nullable(MODEL_SOURCE))
 MODEL_LIST = obj(models=array(MODEL), total=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
                  offset=INTEGER, limit=INTEGER, problems=array(PROBLEM))
 MODEL_TYPES = obj(types=array(obj(id=STRING, name=STRING, count=INTEGER, size_gb=NUMBER, size_bytes=INTEGER)))
@@ -44,7 +46,8 @@ DELETE_RESULT = obj(deleted=INTEGER, space_freed_gb=NUMBER, space_freed_bytes=IN
                "case-insensitively, in the path below the type folder (subfolders and file name). `sort` by "
                "`path` (default), `name` (file name), `size` or `modified`, in `order`. `total` and "
                "`total_size_gb` count every match, not only this page. `preset` is the first installed preset "
-               "(by id) that has the file. `problems` lists folders or files that could not be read.")
+               "(by id) that has the file; `source` where the dashboard downloaded it from (null when it did not, "
+               "or does not know). `problems` lists folders or files that could not be read.")
 async def list_models(request: web.Request, params: dict) -> web.Response:
     body = await services(request).models.list(
         folder_type=params.get("type"), search=params.get("search"), sort=params.get("sort", "path"),
@@ -88,3 +91,39 @@ async def verify_models(request: web.Request, params: dict) -> web.Response:
 async def delete_models(request: web.Request, params: dict) -> web.Response:
     body = await services(request).models.delete(params["paths"], force=params.get("force", False))
     return web.json_response(body)
+
+
+DOWNLOAD_BODY = obj(
+    required=["url", "type"], additional=False,
+    url={"type": "string", "minLength": 1, "maxLength": 4096},
+    type={"type": "string", "minLength": 1, "maxLength": 100},
+    filename={"type": "string", "minLength": 1, "maxLength": 255},
+    subfolder={"type": "string", "maxLength": 1000},
+    sha256={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+    priority={"type": "string", "enum": list(PRIORITIES)},
+    force=BOOLEAN,
+)
+DOWNLOAD_ANSWER = obj(required=["download_id", "path", "status"], download_id=STRING, path=STRING,
+                      status={"enum": ["queued", "downloading", "paused", "completed"]},
+                      source=nullable(MODEL_SOURCE), estimated_time_seconds=nullable(INTEGER), total_size_gb=NUMBER)
+
+
+@routes.post("/api/models/download", summary="Download one model from a URL, in the background", status=202,
+             body=DOWNLOAD_BODY, response=DOWNLOAD_ANSWER,
+             errors=["MODEL_EXISTS", "DOWNLOAD_FAILED", "INSUFFICIENT_STORAGE"], action="download_model",
+             description="`url`: a Hugging Face file (`.../resolve/<revision>/<path>` or `/blob/`), a Civitai "
+                         "model (`/api/download/models/<version>`, `/models/<id>?modelVersionId=<version>`, or "
+                         "an AIR URN `urn:air:<ecosystem>:<type>:civitai:<id>@<version>`), or an https URL on a "
+                         "host listed in `DASHBOARD_DOWNLOAD_HOSTS`; anything else is a 400 naming `url`. The "
+                         "file goes to `<type>/<subfolder/>filename` (`path` in the answer, as the model list "
+                         "writes paths); `filename` defaults to the source's name and must have a model "
+                         "extension. Verified against `sha256`, else the source's own hash (Civitai's SHA256, "
+                         "the Hub's); resumable, listed in `GET /api/downloads` with `preset_id` null. A file "
+                         "already at the path is 409 `MODEL_EXISTS` unless `force` (then it is replaced once "
+                         "the new one is verified). A source that refuses (gated, login required, early "
+                         "access) is 502 `DOWNLOAD_FAILED` with `details.reason` and `details.token`. Nothing "
+                         "is queued when the request is refused.")
+async def download_model(services: Services, params: dict) -> dict:
+    return await services.downloads.download_url(
+        params["url"], params["type"], filename=params.get("filename"), subfolder=params.get("subfolder"),
+        sha256=params.get("sha256"), priority=params.get("priority", "normal"), force=params.get("force", False))

@@ -28,6 +28,11 @@ NUMBER = {"type": "number"}
 BOOLEAN = {"type": "boolean"}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 ANY_OBJECT = {"type": "object"}
+#: Where a downloaded model came from (its record says): `kind` and, as they apply, the URL, the
+#: Hugging Face repo, file, revision and commit, or the Civitai model and version ids.
+MODEL_SOURCE = obj(required=["kind"], kind={"enum": ["huggingface", "civitai", "url"]}, url=STRING, repo=STRING,
+                   repo_file=STRING, revision=STRING, commit=STRING, model_id=INTEGER, version_id=INTEGER,
+                   download_url=STRING)
 
 ERROR = obj(
     error=obj(

@@ -61,7 +61,8 @@ class Services:
         self.store = Store(settings.data_dir / "dashboard.db")
         self.downloads = DownloadManager(
             self.store, self.bus, self.presets, self.index,
-            Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token),
+            Tokens(settings.hf_token, settings.hf_endpoint, settings.civitai_token, settings.civitai_endpoint),
+            download_hosts=settings.download_hosts,
             max_downloads=settings.max_downloads, read_timeout=settings.read_timeout,
             forget_folder=backend.forget_model_folder, in_use=self.models.in_use,
             limits=Limits(LimitSettings(settings.max_bandwidth, settings.connections_per_file,
@@ -69,6 +70,7 @@ class Services:
                                         settings.yield_share)), threads=threads)
         self.presets.progress = self.downloads
         self.presets.verified = self.downloads.installed
+        self.models.installed = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
                                          self.index, templates=settings.official_templates, threads=threads)
         self.queue = QueueService(backend, self.workflows)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from ..comfy.folders import MODEL_EXTENSIONS
+from ..comfy.folders import FOLDER_TYPES, MODEL_EXTENSIONS, canonical_type
+from ..errors import invalid
 from ..threads import LOOP_DEFAULT, Threads
 
 log = logging.getLogger("dashboard.models")
@@ -147,6 +148,19 @@ class ModelIndex:
         """Where new files of this type go (ComfyUI's first path for the type)."""
         paths = self.roots.get(folder_type)
         return paths[0] if paths else None
+
+    def known_types(self) -> list[str]:
+        """Every folder type with a folder: the standard ones in ComfyUI's order, then the rest by name."""
+        return [n for n in FOLDER_TYPES if n in self.roots] + sorted(n for n in self.roots if n not in FOLDER_TYPES)
+
+    def require_type(self, name: str) -> str:
+        """The folder type for `name` (legacy names mapped), or INVALID_REQUEST listing the known ones."""
+        for candidate in (name, canonical_type(name)):
+            if candidate in self.roots:
+                return candidate
+        known = self.known_types()
+        raise invalid(f"Unknown model type {name!r}; known types: {', '.join(known)}", field="type",
+                      value=name, known_types=known)
 
     def _scan(self) -> None:
         started = time.monotonic()

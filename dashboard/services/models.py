@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 from ..comfy.backend import ComfyBackend
 from ..comfy.extra_paths import add_extra_paths, load_extra_model_paths
-from ..comfy.folders import FOLDER_TYPES, canonical_type, standalone_roots
-from ..errors import invalid
+from ..comfy.folders import FOLDER_TYPES, standalone_roots
 from ..threads import LOOP_DEFAULT, Threads
+from .downloads.records import source_of
 from .model_delete import ModelDeleter
 from .model_index import MODIFIED, RELPATH, SIZE, TYPE, ModelIndex, Row
 from .preset_schema import Preset
@@ -136,6 +136,8 @@ class ModelService:
         self._building: asyncio.Future | None = None
         self._files_by_preset: tuple[object, dict[str, list[Preset]]] = (None, {})
         self.deleter = ModelDeleter(index, backend, threads)
+        #: path -> the verified record of a file the dashboard installed (the download manager's)
+        self.installed: Mapping[str, dict[str, Any]] = {}
 
     # reading
 
@@ -143,13 +145,14 @@ class ModelService:
                    order: str = "asc", limit: int = 1000, offset: int = 0) -> dict[str, Any]:
         """The body of GET /api/models. Raises INVALID_REQUEST for an unknown type."""
         if folder_type is not None:
-            folder_type = self.require_type(folder_type)
+            folder_type = self.index.require_type(folder_type)
         inventory = await self.inventory()
         owner = self._owner_lookup()
 
         def page() -> tuple[list[dict[str, Any]], int, int]:
             selected, size = inventory.view(folder_type, search or None, sort, order == "desc")
-            models = [{**inventory.entry(p), "preset": owner(p)} for p in selected[offset:offset + limit]]
+            models = [{**inventory.entry(p), "preset": owner(p), "source": source_of(self.installed.get(p))}
+                      for p in selected[offset:offset + limit]]
             return models, len(selected), size
 
         models, total, total_bytes = await self.threads.run(page)
@@ -168,7 +171,7 @@ class ModelService:
         inventory = await self.inventory()
         totals = await self.threads.run(inventory.type_totals)
         types = []
-        for name in self.known_types():
+        for name in self.index.known_types():
             total = totals.get(name, NO_FILES)
             types.append({"id": name, "name": display_name(name), "count": total.count, "size_gb": gb(total.size),
                           "size_bytes": total.size})
@@ -184,7 +187,7 @@ class ModelService:
                 "count": len(inventory.paths),
                 "total_size_gb": gb(inventory.total_bytes),
                 "total_size_bytes": inventory.total_bytes,
-                "by_type": {name: totals.get(name, NO_FILES).count for name in self.known_types()},
+                "by_type": {name: totals.get(name, NO_FILES).count for name in self.index.known_types()},
             },
         }
 
@@ -199,22 +202,6 @@ class ModelService:
             if self._inventory is None or inventory.version > self._inventory.version:
                 self._inventory = inventory
         return self._inventory
-
-    def known_types(self) -> list[str]:
-        """Every folder type with a folder: the standard ones in ComfyUI's order, then the rest by name."""
-        names = self.index.roots
-        return [n for n in FOLDER_TYPES if n in names] + sorted(n for n in names if n not in FOLDER_TYPES)
-
-    def require_type(self, name: str) -> str:
-        """The folder type for `name` (legacy names mapped), or INVALID_REQUEST listing the known ones."""
-        if name in self.index.roots:
-            return name
-        canonical = canonical_type(name)
-        if canonical in self.index.roots:
-            return canonical
-        known = self.known_types()
-        raise invalid(f"Unknown model type {name!r}; known types: {', '.join(known)}", field="type",
-                      value=name, known_types=known)
 
     def _owner_lookup(self):
         """path -> id of the first installed preset (by id) that has this file, or None."""

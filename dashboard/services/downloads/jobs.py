@@ -96,10 +96,10 @@ class FileTask:
 
 @dataclass
 class Job:
-    """Installing one preset: its missing files, in order."""
+    """Installing one preset (its missing files, in order), or one model from a URL (`preset_id` None)."""
 
     id: str
-    preset_id: str
+    preset_id: str | None
     priority: int
     created_at: float
     files: list[FileTask]
@@ -117,7 +117,7 @@ class Job:
     def restore(cls, row: dict[str, Any]) -> Job:
         """A job as the store kept it (`Store.downloads()`); one that was downloading is queued again."""
         status = JobStatus.QUEUED if row["status"] == JobStatus.DOWNLOADING else row["status"]
-        return cls(row["id"], row["preset_id"], row["priority"], row["created_at"],
+        return cls(row["id"], row["preset_id"] or None, row["priority"], row["created_at"],
                    [FileTask.restore(f) for f in row["files"]], status, row["finished_at"], row["error"])
 
     # what happens to a job
@@ -219,4 +219,6 @@ class Job:
             "connections": sum(f.connections for f in self.files if f.status == FileStatus.DOWNLOADING),
             "created_at": self.created_at,
             "error": self.error,
+            "source": self.files[0].spec.get("source") if self.preset_id is None and self.files else None,
+            "path": self.files[0].path if self.preset_id is None and self.files else None,
         }

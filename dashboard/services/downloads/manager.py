@@ -1,6 +1,7 @@
 """Download jobs: installing presets file by file, in priority order, surviving restarts.
 
-A job (`dl_...`) installs one preset: its dependencies' missing files first, then its own. At
+A job (`dl_...`) installs one preset: its dependencies' missing files first, then its own; or one
+model from a URL (`download_url`, no preset: what the URL stands for is `urls.py`'s). At
 most `max_downloads` files transfer at once, across jobs, taken by priority (high, normal, low)
 then age. Jobs and files live in SQLite: after a restart, even a `kill -9`, queued and running
 jobs continue from their `.part` files, paused ones stay paused, and finished files are never
@@ -32,6 +33,7 @@ from ...errors import (
     DownloadNotFound,
     InsufficientStorage,
     InternalError,
+    ModelExists,
     ModelNotFound,
     OutsideModelFolders,
     PresetAlreadyInstalled,
@@ -43,10 +45,12 @@ from ...threads import LOOP_DEFAULT, Threads
 from ..model_index import ModelIndex
 from ..presets import PresetService
 from ..sizes import gb, human_duration, human_rate
+from . import urls
 from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobStatus
 from .limits import Limits, LimitSettings
 from .lock import PartLock
 from .planner import Planner, preset_file
+from .records import remove_record
 from .sources import Tokens
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
 from .uninstall import Uninstaller
@@ -62,7 +66,8 @@ class DownloadManager:
     """Owns every download job; see the module docstring."""
 
     def __init__(self, store: Store, bus: EventBus, presets: PresetService, index: ModelIndex, tokens: Tokens,
-                 max_downloads: int = 2, read_timeout: float = 60, retry: RetryPolicy | None = None,
+                 download_hosts: tuple[str, ...] = (), max_downloads: int = 2, read_timeout: float = 60,
+                 retry: RetryPolicy | None = None,
                  forget_folder: Callable[[str], None] = lambda folder: None,
                  in_use: Callable[[list[str]], Awaitable[list[str]]] | None = None,
                  limits: Limits | None = None, threads: Threads = LOOP_DEFAULT) -> None:
@@ -72,6 +77,7 @@ class DownloadManager:
         self.presets = presets
         self.index = index
         self.tokens = tokens
+        self.download_hosts = download_hosts
         self.max_downloads = max_downloads
         self.read_timeout = read_timeout
         self.retry = retry
@@ -151,15 +157,65 @@ class DownloadManager:
                     "estimated_time_seconds": 0, "total_size_gb": 0.0}
         await self.planner.refuse_outside(preset, files)
         await self.planner.check_space(files)
+        job = await self._queue(preset_id, priority, files)
+        return self._install_answer(job)
+
+    async def download_url(self, url: str, folder_type: str, filename: str | None = None,
+                           subfolder: str | None = None, sha256: str | None = None, priority: str = "normal",
+                           force: bool = False) -> dict[str, Any]:
+        """Queue one model from a URL (POST /api/models/download): to `<type>/<subfolder/>filename`.
+
+        Refused before anything is queued: INVALID_REQUEST naming `url`, `type`, `filename` or
+        `subfolder`; MODEL_EXISTS when a file is at the path (unless `force`: it is replaced once the
+        new one is verified); DOWNLOAD_FAILED when the source refuses or lacks the file. A URL for a
+        path that is downloading already answers that download.
+        """
+        folder_type = self.index.require_type(folder_type)
+        relfolder = urls.check_subfolder(subfolder)
+        if filename is not None:
+            filename = urls.check_filename(filename, given=True)
+        source, spec, resolved, filename = await urls.locate(url, filename, sha256, self.tokens, self._session,
+                                                             self.threads, self.download_hosts)
+        path = "/".join(filter(None, [folder_type, relfolder, filename]))
+        async with self._installing:
+            for job in self.jobs.values():
+                if job.status in ACTIVE and any(f.path == path for f in job.files):
+                    if job.status == JobStatus.PAUSED:
+                        await self.resume(job.id)
+                    return self._url_answer(job, path)
+            target = self.planner.target(path)
+            outside = await self.threads.run(self.planner.outside, {path: target})
+            if outside:
+                raise invalid(f"{path} would be written outside the model folders: {outside[path]}",
+                              field="subfolder", path=path)
+            if await self.threads.run(target.exists):
+                if not force:
+                    raise ModelExists(f"{path} already exists; use force to replace it",
+                                      {"path": path, "hint": "use force to replace it"})
+                await self.threads.run(remove_record, target)  # the new file, once verified, gets its own
+                self.installed.pop(path, None)
+            size = resolved.size or spec.get("size") or 0
+            record_source = {**source.source, **({"commit": resolved.commit} if resolved.commit else {})}
+            task = FileTask(path, {**spec, "path": path, "size": size, "source": record_source}, size)
+            await self.planner.check_space([task])
+            job = await self._queue(None, priority, [task])
+        return self._url_answer(job, path)
+
+    def _url_answer(self, job: Job, path: str) -> dict[str, Any]:
+        return {"download_id": job.id, "path": path, "status": job.status.value,
+                "source": job.files[0].spec.get("source"),
+                "estimated_time_seconds": self._estimate(job), "total_size_gb": gb(job.total_bytes)}
+
+    async def _queue(self, preset_id: str | None, priority: str, files: list[FileTask]) -> Job:
         job = Job(f"dl_{secrets.token_hex(6)}", preset_id, PRIORITIES[priority], time.time(), files)
-        await self.store.create_download(
-            {"id": job.id, "preset_id": preset_id, "status": job.status, "priority": job.priority,
+        await self.store.create_download(  # a URL download has no preset: "" in the database
+            {"id": job.id, "preset_id": preset_id or "", "status": job.status, "priority": job.priority,
              "created_at": job.created_at},
             [{"path": f.path, "spec": f.spec, "size": f.size, "status": f.status} for f in files])
         self.jobs[job.id] = job
         self._pump()
         self._publish_progress(job, force=True)
-        return self._install_answer(job)
+        return job
 
     async def pause(self, download_id: str) -> dict[str, Any]:
         job = self._require(download_id)
@@ -337,12 +393,13 @@ class DownloadManager:
                 if outside:
                     raise OutsideModelFolders(f"{f.path} is not written: {outside[f.path]}")
                 installed_at = time.time()
+                source = file_source(f.spec)
                 result = await self.transfer.fetch(
                     target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections),
-                    {"preset_id": job.preset_id, "installed_at": installed_at,
-                     "source": {k: f.spec.get(k) for k in ("repo", "repo_file", "revision", "url")}})
+                    {"preset_id": job.preset_id, "installed_at": installed_at, "source": source})
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
-                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": installed_at}
+                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": installed_at,
+                          "source": source}
                 self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
                 self.index.invalidate()
                 await self.store.record_installed(record)
@@ -444,6 +501,15 @@ def storage_failure(exc: BaseException, database: Path) -> DashboardError:
                                    "free some space and resume", {"reason": "disk_full", "database": str(database)})
     return InternalError(f"The download state could not be written: {exc}",
                          {"reason": "storage_error", "database": str(database)})
+
+
+def file_source(spec: dict[str, Any]) -> dict[str, Any]:
+    """Where a file task's bytes come from, as its record says: a URL download's own description,
+    else the preset file's repository or URL."""
+    if spec.get("source"):
+        return spec["source"]
+    kind = "huggingface" if spec.get("repo") else "url"
+    return {"kind": kind, **{k: spec.get(k) for k in ("repo", "repo_file", "revision", "url")}}
 
 
 def _failure_details(path: str, error: DashboardError) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def remove_record(model: Path) -> None:
 
 def read_records(roots: Iterable[tuple[str, Path]]) -> dict[str, dict[str, Any]]:
     """Every readable record under `(folder type, root)` pairs whose file still exists, as written:
-    model-folder path -> {path, size, mtime_ns, sha256, etag, commit_hash, preset_id, installed_at}
+    model-folder path -> {path, size, mtime_ns, sha256, etag, commit_hash, preset_id, installed_at, source}
     (`vouches_for` tells whether the file is still what was verified)."""
     found: dict[str, dict[str, Any]] = {}
     for folder_type, root in roots:
@@ -87,4 +87,13 @@ def _read(model: Path) -> dict[str, Any] | None:
             return None
     except (OSError, ValueError):
         return None
-    return {k: record.get(k) for k in ("size", "mtime_ns", *FIELDS) if k != "source"}
+    return {k: record.get(k) for k in ("size", "mtime_ns", *FIELDS)}
+
+
+def source_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a recorded file came from, with its `kind` (`huggingface`, `civitai`, `url`); None when unknown."""
+    source = (record or {}).get("source")
+    if not isinstance(source, dict) or not (source.get("url") or source.get("repo")):
+        return None
+    kind = source.get("kind") or ("huggingface" if source.get("repo") else "url")
+    return {**{k: v for k, v in source.items() if v is not None}, "kind": kind}

@@ -2,17 +2,21 @@
 
 Hugging Face files are resolved with huggingface_hub (URL, metadata, token, endpoint, and its
 precise errors: gated < repository not found; entry and revision not found), in a thread. Plain
-URLs (Civitai included) are resolved with a HEAD request. A token is attached only to requests
-for the host it belongs to: the HF token to the Hub's host, the Civitai token to civitai.com;
-never to a CDN the request is redirected to.
+URLs (Civitai included) are resolved with a HEAD request (a refusal is fetched again with GET, to
+read why: Civitai says "Early Access" in a JSON body). A token is attached only to requests for
+the host it belongs to: the HF token to the Hub's host, the Civitai token to civitai.com (or
+CIVITAI_ENDPOINT's host); never to a CDN the request is redirected to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email.message
 import email.utils
 import errno
 import importlib
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from yarl import URL
 from ...errors import (
     AccessRefused,
     DashboardError,
+    EarlyAccess,
     GatedModel,
     HttpFailure,
     InsufficientStorage,
@@ -94,6 +99,7 @@ class Resolved:
     commit: str | None
     sha256: str | None
     git_sha1: str | None
+    filename: str | None = None  # from the answer's Content-Disposition, if any
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,17 @@ class Tokens:
     hf_token: str | None = None
     hf_endpoint: str | None = None
     civitai_token: str | None = None
+    civitai_endpoint: str | None = None
+
+    def is_civitai(self, url: str) -> bool:
+        """Whether `url` is Civitai's (civitai.com over https, or CIVITAI_ENDPOINT's scheme and host)."""
+        parsed = urlparse(url)
+        if self.civitai_endpoint:
+            endpoint = urlparse(self.civitai_endpoint)
+            if (parsed.scheme, parsed.netloc) == (endpoint.scheme, endpoint.netloc):
+                return True
+        host = parsed.hostname or ""
+        return parsed.scheme == "https" and any(host == h or host.endswith("." + h) for h in CIVITAI_HOSTS)
 
     def headers_for(self, url: str) -> dict[str, str]:
         """The Authorization header for a request to `url`, if a token belongs to its host."""
@@ -110,9 +127,7 @@ class Tokens:
         hub = urlparse(self.hf_endpoint or DEFAULT_HF_ENDPOINT)
         if self.hf_token and (parsed.scheme, parsed.netloc) == (hub.scheme, hub.netloc):
             return {"Authorization": f"Bearer {self.hf_token}"}
-        host = parsed.hostname or ""
-        if self.civitai_token and parsed.scheme == "https" and any(
-                host == h or host.endswith("." + h) for h in CIVITAI_HOSTS):
+        if self.civitai_token and self.is_civitai(url):
             return {"Authorization": f"Bearer {self.civitai_token}"}
         return {}
 
@@ -195,19 +210,55 @@ async def _resolve_url(url: str, tokens: Tokens, session: aiohttp.ClientSession)
     try:
         async with await request(session, "HEAD", url, tokens) as response:
             if response.status in (401, 403):
-                hint = "CIVITAI_TOKEN" if "civitai" in url else None
-                raise AccessRefused(f"{url} refused the download ({response.status})", {"url": url, "token": hint})
+                raise await _refusal(session, url, tokens, response.status)
             if response.status == 404:
                 raise RemoteNotFound(f"{url} does not exist", {"url": url})
             if response.status >= 400:  # some servers refuse HEAD: the GET will tell
                 return Resolved(url, None, None, None, None, None)
             size = response.headers.get("Content-Length")
             return Resolved(url, int(size) if size and size.isdigit() and int(size) > 0 else None,
-                            response.headers.get("ETag"), None, None, None)
+                            response.headers.get("ETag"), None, None, None,
+                            disposition_filename(response.headers.get("Content-Disposition")))
     except aiohttp.ClientConnectorError:  # refused, no route, name resolution
         raise RetryableError(unreachable(url)) from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise RetryableError(f"{unreachable(url)} ({exc.__class__.__name__})") from None
+
+
+async def _refusal(session: aiohttp.ClientSession, url: str, tokens: Tokens, status: int) -> DashboardError:
+    """The error for a 401/403 from `url`: Civitai's JSON body (read with a GET) tells early access
+    from a login or a token it refused."""
+    civitai = tokens.is_civitai(url)
+    details: dict[str, Any] = {"url": url, "status": status, "token": "CIVITAI_TOKEN" if civitai else None}
+    if not civitai:
+        return AccessRefused(f"{url} refused the download ({status})", details)
+    body: dict[str, Any] = {}
+    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        async with await request(session, "GET", url, tokens) as response:
+            if response.status in (401, 403) and response.content_type == "application/json":
+                answer = json.loads(await response.content.read(65536))
+                body = answer if isinstance(answer, dict) else {}
+    said = str(body.get("message") or body.get("error") or "").strip()
+    if said:
+        details["message"] = said
+    if body.get("error") == "Early Access":
+        if body.get("deadline"):
+            details["deadline"] = body["deadline"]
+        return EarlyAccess(f"Civitai: this file is in early access{': ' + said if said else ''}", details)
+    if tokens.civitai_token:
+        return TokenRefused(f"Civitai refused CIVITAI_TOKEN ({status}){': ' + said if said else ''}", details)
+    return AccessRefused(f"Civitai refused the download ({status}): set CIVITAI_TOKEN"
+                         f"{'; ' + said if said else ''}", details)
+
+
+def disposition_filename(value: str | None) -> str | None:
+    """The file name a Content-Disposition header gives (`filename*=UTF-8''...` first), if any."""
+    if not value:
+        return None
+    message = email.message.Message()
+    message["Content-Disposition"] = value
+    name = message.get_filename()
+    return name.strip() or None if name else None
 
 
 async def request(session: aiohttp.ClientSession, method: str, url: str, tokens: Tokens,

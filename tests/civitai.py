@@ -1,0 +1,211 @@
+"""A small, protocol-faithful fake of Civitai, for tests without internet.
+
+Usage::
+
+    civitai = FakeCivitai()
+    v = civitai.add_version(2514310, model_id=827184, name="waiIllustrious_v160.safetensors", size=3 << 20)
+    with running_civitai(civitai) as url:   # http://127.0.0.1:PORT; the CDN on civitai.cdn_url
+        ...
+
+Routes, as Civitai answers a client that is not a browser (JSON errors):
+
+* ``GET /api/v1/model-versions/{id}``: the version (``modelId``, ``air``, ``files[]`` with ``name``,
+  ``sizeKB``, ``hashes.SHA256`` in upper-case hex, ``downloadUrl``, ``primary``); 404
+  ``{"error": "Model not found"}`` for an unknown one. Public: no token needed.
+* ``GET|HEAD /api/download/models/{id}``: 307 to a signed, short-lived file URL on the CDN (another
+  address or port), with ``Cache-Control: no-store``. ``access="login"``: 401 ``{"error":
+  "Unauthorized", "message": ...}`` without a known ``Authorization: Bearer`` token;
+  ``access="early_access"``: 403 ``{"error": "Early Access", "deadline": ..., "message": ...}``
+  unless the token is one of the version's ``buyers``. A browser-like User-Agent gets an HTML login
+  page instead (what a server-side downloader must never trigger). 404 ``{"error": "File not found"}``.
+* ``GET|HEAD /files/{id}/{name}?Expires=..&Signature=..`` (the CDN): the bytes, with
+  ``Content-Disposition: attachment; filename="<name>"``, ``Accept-Ranges`` and ``Range``/206/416;
+  403 for a bad signature.
+
+``civitai.requests`` records every request (``host``, ``path``, ``headers``), CDN ones included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from hub import RecordedRequest
+
+_CIVITAI = web.AppKey("civitai", object)
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_BROWSERS = ("mozilla", "chrome", "safari", "firefox", "opera", "edge")
+
+
+@dataclass
+class CivitaiVersion:
+    """One model version with its one (primary) file."""
+
+    id: int
+    model_id: int
+    name: str
+    data: bytes
+    access: str = "public"  # "public", "login" or "early_access"
+    model_type: str = "LORA"
+    buyers: set[str] = field(default_factory=set)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+class FakeCivitai:
+    """Versions plus the switches tests flip: tokens (logged-in users), versions' access."""
+
+    def __init__(self) -> None:
+        self.versions: dict[int, CivitaiVersion] = {}
+        self.tokens: set[str] = set()
+        self.requests: list[RecordedRequest] = []
+        self.url: str | None = None
+        self.cdn_url: str | None = None
+        self._key = random.randbytes(32)
+
+    def add_version(self, version_id: int, *, model_id: int, name: str, size: int = 1 << 20,
+                    access: str = "public", model_type: str = "LORA") -> CivitaiVersion:
+        data = random.Random(version_id).randbytes(size)
+        version = CivitaiVersion(version_id, model_id, name, data, access, model_type)
+        self.versions[version_id] = version
+        return version
+
+    def signature(self, path: str, expires: str) -> str:
+        return hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def requests_to(self, base: str) -> list[RecordedRequest]:
+        host = base.split("//", 1)[1]
+        return [r for r in self.requests if r.host == host]
+
+
+def _token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+
+
+async def _version(request: web.Request) -> web.Response:
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    version = civitai.versions.get(int(request.match_info["id"]))
+    if version is None:
+        return web.json_response({"error": "Model not found"}, status=404)
+    download = f"{civitai.url}/api/download/models/{version.id}"
+    return web.json_response({
+        "id": version.id, "modelId": version.model_id, "name": "v1.0", "baseModel": "SDXL 1.0",
+        "air": f"urn:air:sdxl:{version.model_type.lower()}:civitai:{version.model_id}@{version.id}",
+        "status": "Published", "model": {"name": "Test model", "type": version.model_type, "nsfw": False},
+        "files": [{"id": version.id * 10, "name": version.name, "type": "Model", "sizeKB": len(version.data) / 1024,
+                   "metadata": {"format": "SafeTensor", "size": "pruned", "fp": "fp16"},
+                   "hashes": {"SHA256": version.sha256.upper(), "AutoV2": version.sha256[:10].upper()},
+                   "downloadUrl": download, "primary": True}],
+        "downloadUrl": download,
+    })
+
+
+async def _download(request: web.Request) -> web.Response:
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    version = civitai.versions.get(int(request.match_info["id"]))
+    if any(b in request.headers.get("User-Agent", "").lower() for b in _BROWSERS):
+        return web.Response(status=200, text="<html>Log in to Civitai</html>", content_type="text/html")
+    if version is None:
+        return web.json_response({"error": "File not found"}, status=404)
+    token = _token(request)
+    if version.access == "login" and token not in civitai.tokens:
+        return web.json_response({"error": "Unauthorized", "message": "The creator of this asset requires you to "
+                                  "be logged in to download it"}, status=401)
+    if version.access == "early_access" and token not in version.buyers:
+        return web.json_response({"error": "Early Access", "deadline": "2030-01-01T00:00:00.000Z",
+                                  "message": "This asset is in Early Access. You can use Buzz access it now!"},
+                                 status=403)
+    path = f"/files/{version.id}/{version.name}"
+    expires = str(int(time.time()) + 3600)
+    location = f"{civitai.cdn_url}{path}?Expires={expires}&Signature={civitai.signature(path, expires)}"
+    return web.Response(status=307, headers={"Location": location, "Cache-Control": "no-store, max-age=0"})
+
+
+async def _file(request: web.Request) -> web.StreamResponse:
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    path = request.path
+    expires = request.query.get("Expires", "")
+    if not hmac.compare_digest(request.query.get("Signature", ""), civitai.signature(path, expires)):
+        return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>")
+    version = civitai.versions.get(int(request.match_info["id"]))
+    if version is None or version.name != request.match_info["name"]:
+        return web.Response(status=404)
+    data, size = version.data, len(version.data)
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{version.sha256}"',
+               "Content-Disposition": f'attachment; filename="{version.name}"',
+               "Content-Type": "application/octet-stream"}
+    start, end, status = 0, size, 200
+    match = _RANGE.fullmatch(request.headers.get("Range", "").strip())
+    if match and match.group() != "bytes=-":
+        first, last = match.groups()
+        start = int(first) if first else max(size - int(last), 0)
+        end = min(int(last) + 1, size) if first and last else size
+        if start >= size:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return web.Response(status=status, body=data[start:end], headers=headers)
+
+
+@web.middleware
+async def _record(request: web.Request, handler):
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    civitai.requests.append(RecordedRequest(request.method, request.host, request.rel_url.raw_path,
+                                            request.headers.copy()))
+    return await handler(request)
+
+
+def make_app(civitai: FakeCivitai) -> web.Application:
+    """The aiohttp application serving ``civitai`` (API, downloads and CDN alike)."""
+    app = web.Application(middlewares=[_record])
+    app[_CIVITAI] = civitai
+    app.router.add_get(r"/api/v1/model-versions/{id:\d+}", _version)
+    app.router.add_get(r"/api/download/models/{id:\d+}", _download)
+    app.router.add_get(r"/files/{id:\d+}/{name}", _file)
+    return app
+
+
+def _listen(host: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((host, 0))
+    return sock
+
+
+@contextmanager
+def running_civitai(civitai: FakeCivitai) -> Iterator[str]:
+    """Serve ``civitai`` from a background thread; yields its base url. The CDN is the same app on
+    another port (so another origin), at ``civitai.cdn_url``."""
+    sock, cdn_sock = _listen("127.0.0.1"), _listen("127.0.0.1")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-civitai", daemon=True)
+    thread.start()
+    runner = web.AppRunner(make_app(civitai), access_log=None)
+
+    async def start() -> None:
+        await runner.setup()
+        for s in (sock, cdn_sock):
+            await web.SockSite(runner, s).start()
+
+    civitai.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    civitai.cdn_url = f"http://127.0.0.1:{cdn_sock.getsockname()[1]}"
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result()
+        yield civitai.url
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
