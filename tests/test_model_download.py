@@ -340,3 +340,62 @@ def test_the_download_settings_are_read_and_checked():
     assert Settings.from_env({}).download_hosts == ()
     with pytest.raises(ConfigError, match="DASHBOARD_DOWNLOAD_HOSTS"):
         Settings.from_env({"DASHBOARD_DOWNLOAD_HOSTS": "https://example.com/path"})
+
+
+# ---- Dry run ----
+
+async def test_a_dry_run_answers_what_would_be_downloaded_and_queues_nothing(app, settings, hub):
+    hub_file = hub.add_file("org/tiny", "weights/tiny.safetensors", size=3 * MB)
+    client, _events = await app()
+    url = f"{hub.url}/org/tiny/resolve/main/weights/tiny.safetensors"
+    response = await client.post("/api/models/download/check", json={"url": url, "type": "loras",
+                                                                             "subfolder": "mine"})
+    assert response.status == 200, await response.text()
+    answer = await response.json()
+    assert answer["path"] == "loras/mine/tiny.safetensors" and answer["exists"] is False
+    assert answer["size_bytes"] == 3 * MB and answer["size_gb"] == 0.0  # rounded to hundredths
+    assert answer["source"]["kind"] == "huggingface" and answer["source"]["repo"] == "org/tiny"
+    assert answer["source"]["commit"] == hub_file.commit
+    assert any(r.path == hub_file.url_path for r in hub.requests)  # the source was asked
+    await nothing_queued(client)
+    assert not [p for p in settings.models_dir.rglob("*") if p.is_file()]
+    assert not (settings.models_dir / "loras" / "mine").exists()
+
+
+async def test_a_dry_run_is_refused_as_the_real_request_is(app, settings, hub):
+    hub.add_file("org/tiny", "tiny.safetensors", size=MB)
+    hub.add_file("org/gated", "g.safetensors", size=MB, gated=True)
+    client, _events = await app()
+    url = f"{hub.url}/org/tiny/resolve/main/tiny.safetensors"
+
+    async def dry(status, **body):
+        response = await client.post("/api/models/download/check", json=body)
+        assert response.status == status, await response.text()
+        return (await response.json())["error"]
+
+    error = await dry(400, url="https://example.com/a.safetensors", type="loras")
+    assert error["code"] == "INVALID_REQUEST" and error["details"]["field"] == "url"
+    assert (await dry(400, url=url, type="no_such_type"))["details"]["field"] == "type"
+    gated = await dry(502, url=f"{hub.url}/org/gated/resolve/main/g.safetensors", type="loras")
+    assert gated["code"] == "DOWNLOAD_FAILED" and gated["details"]["token"] == "HF_TOKEN"
+    target = settings.models_dir / "loras" / "tiny.safetensors"
+    target.write_bytes(b"mine")
+    assert (await dry(409, url=url, type="loras"))["code"] == "MODEL_EXISTS"
+    forced = await client.post("/api/models/download/check", json={"url": url, "type": "loras", "force": True})
+    assert forced.status == 200 and (await forced.json())["exists"] is True
+    bad = await client.post("/api/models/download/check", json={"url": url, "type": "loras", "dry_run": True})
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "INVALID_REQUEST"  # no such field
+    await nothing_queued(client)
+    assert target.read_bytes() == b"mine"
+
+
+async def test_a_dry_run_over_the_socket(app, civitai):
+    civitai.add_version(32, model_id=4, name="socket.safetensors", size=MB)
+    client, _events = await app()
+    async with client.ws_connect("/ws") as socket:
+        await socket.send_json({"type": "action", "action": "check_model_download", "id": "d1", "data": {
+            "url": f"{civitai.url}/api/download/models/32", "type": "loras"}})
+        result = await _receive(socket, "result")
+        assert result["success"] and result["data"]["path"] == "loras/socket.safetensors"
+        assert result["data"]["source"]["kind"] == "civitai" and result["data"]["size_bytes"] == MB
+    await nothing_queued(client)

@@ -106,6 +106,8 @@ DOWNLOAD_BODY = obj(
 DOWNLOAD_ANSWER = obj(required=["download_id", "path", "status"], download_id=STRING, path=STRING,
                       status={"enum": ["queued", "downloading", "paused", "completed"]},
                       source=nullable(MODEL_SOURCE), estimated_time_seconds=nullable(INTEGER), total_size_gb=NUMBER)
+DRY_RUN_ANSWER = obj(required=["path", "size_bytes", "size_gb", "source", "exists"], path=STRING,
+                     size_bytes=INTEGER, size_gb=NUMBER, source=MODEL_SOURCE, exists=BOOLEAN)
 
 
 @routes.post("/api/models/download", summary="Download one model from a URL, in the background", status=202,
@@ -122,8 +124,22 @@ DOWNLOAD_ANSWER = obj(required=["download_id", "path", "status"], download_id=ST
                          "already at the path is 409 `MODEL_EXISTS` unless `force` (then it is replaced once "
                          "the new one is verified). A source that refuses (gated, login required, early "
                          "access) is 502 `DOWNLOAD_FAILED` with `details.reason` and `details.token`. Nothing "
-                         "is queued when the request is refused.")
+                         "is queued when the request is refused; `POST /api/models/download/check` answers "
+                         "what this would do without doing it.")
 async def download_model(services: Services, params: dict) -> dict:
     return await services.downloads.download_url(
         params["url"], params["type"], filename=params.get("filename"), subfolder=params.get("subfolder"),
         sha256=params.get("sha256"), priority=params.get("priority", "normal"), force=params.get("force", False))
+
+
+@routes.post("/api/models/download/check", summary="What downloading a model from a URL would do, without doing it",
+             body=DOWNLOAD_BODY, response=DRY_RUN_ANSWER,
+             errors=["MODEL_EXISTS", "DOWNLOAD_FAILED", "INSUFFICIENT_STORAGE"], action="check_model_download",
+             description="The same checks as `POST /api/models/download`, and the source asked once as it "
+                         "would be, but nothing is queued or written: `path`, `size_bytes`, `source`, and "
+                         "`exists` (a file is at the path, which only `force` allows), or the same refusals.")
+async def check_model_download(services: Services, params: dict) -> dict:
+    return await services.downloads.download_url(
+        params["url"], params["type"], filename=params.get("filename"), subfolder=params.get("subfolder"),
+        sha256=params.get("sha256"), force=params.get("force", False), dry_run=True)
+

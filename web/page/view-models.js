@@ -1,7 +1,8 @@
 // Models: every model file by type, with size and owning preset; multi-select delete with a confirmation that
-// shows the space it frees.
+// shows the space it frees. Above them, the "Add a model" form (model-add.js).
 
 import { api } from "./api.js";
+import { addModelForm } from "./model-add.js";
 import { fill, fmtBytes, fmtDate, h, uid } from "./dom.js";
 import { emit, loadPresets, on, store } from "./store.js";
 import { attempt, confirmDialog, errorView, notice, toast } from "./widgets.js";
@@ -32,8 +33,10 @@ export function mount(root, params) {
   const deleteButton = h("button", { type: "button", class: "button danger", text: "Delete selected", disabled: true });
   const clearButton = h("button", { type: "button", class: "button", text: "Clear selection", disabled: true });
   const problems = h("div");
+  const adder = addModelForm();
   fill(root,
     h("h1", { class: "view-title", text: "Models" }),
+    adder.el,
     h("div", { class: "filters" },
       h("div", { class: "field" }, h("label", { for: typeId, text: "Type" }), typeSelect),
       h("div", { class: "field grow" }, h("label", { for: "models-search", text: "Search models" }), search),
@@ -94,6 +97,7 @@ export function mount(root, params) {
     fill(typeSelect, h("option", { value: "", text: "All types" }),
       types.map((t) => h("option", { value: t.id, text: `${t.name} (${t.count})` })));
     typeSelect.value = filters.type;
+    adder.setTypes(types);
   };
 
   const load = async () => {

@@ -162,13 +162,15 @@ class DownloadManager:
 
     async def download_url(self, url: str, folder_type: str, filename: str | None = None,
                            subfolder: str | None = None, sha256: str | None = None, priority: str = "normal",
-                           force: bool = False) -> dict[str, Any]:
+                           force: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Queue one model from a URL (POST /api/models/download): to `<type>/<subfolder/>filename`.
 
         Refused before anything is queued: INVALID_REQUEST naming `url`, `type`, `filename` or
         `subfolder`; MODEL_EXISTS when a file is at the path (unless `force`: it is replaced once the
         new one is verified); DOWNLOAD_FAILED when the source refuses or lacks the file. A URL for a
-        path that is downloading already answers that download.
+        path that is downloading already answers that download. With `dry_run` every check runs and
+        the source is asked the same way, but nothing is queued or written: the answer is
+        `{path, size_bytes, size_gb, source, exists}`.
         """
         folder_type = self.index.require_type(folder_type)
         relfolder = urls.check_subfolder(subfolder)
@@ -178,26 +180,31 @@ class DownloadManager:
                                                              self.threads, self.download_hosts)
         path = "/".join(filter(None, [folder_type, relfolder, filename]))
         async with self._installing:
-            for job in self.jobs.values():
-                if job.status in ACTIVE and any(f.path == path for f in job.files):
-                    if job.status == JobStatus.PAUSED:
-                        await self.resume(job.id)
-                    return self._url_answer(job, path)
+            if not dry_run:
+                for job in self.jobs.values():
+                    if job.status in ACTIVE and any(f.path == path for f in job.files):
+                        if job.status == JobStatus.PAUSED:
+                            await self.resume(job.id)
+                        return self._url_answer(job, path)
             target = self.planner.target(path)
             outside = await self.threads.run(self.planner.outside, {path: target})
             if outside:
                 raise invalid(f"{path} would be written outside the model folders: {outside[path]}",
                               field="subfolder", path=path)
-            if await self.threads.run(target.exists):
-                if not force:
-                    raise ModelExists(f"{path} already exists; use force to replace it",
-                                      {"path": path, "hint": "use force to replace it"})
-                await self.threads.run(remove_record, target)  # the new file, once verified, gets its own
-                self.installed.pop(path, None)
+            exists = await self.threads.run(target.exists)
+            if exists and not force:
+                raise ModelExists(f"{path} already exists; use force to replace it",
+                                  {"path": path, "hint": "use force to replace it"})
             size = resolved.size or spec.get("size") or 0
             record_source = {**source.source, **({"commit": resolved.commit} if resolved.commit else {})}
             task = FileTask(path, {**spec, "path": path, "size": size, "source": record_source}, size)
             await self.planner.check_space([task])
+            if dry_run:
+                return {"path": path, "size_bytes": size, "size_gb": gb(size), "source": record_source,
+                        "exists": exists}
+            if exists:
+                await self.threads.run(remove_record, target)  # the new file, once verified, gets its own
+                self.installed.pop(path, None)
             job = await self._queue(None, priority, [task])
         return self._url_answer(job, path)
 
