@@ -33,9 +33,18 @@ def no_server_fault(ctx, response, case):
     return None
 
 
+@schemathesis.check
+def documented_content_type(ctx, response, case):
+    """The documented content type, except for the HTTP server's own 400 to a request line longer than it
+    reads (8190 bytes): that request never reaches a route, so no route can document its answer."""
+    if response.status_code == 400 and "Got more than 8190 bytes" in response.text:
+        return None
+    return content_type_conformance(ctx, response, case)
+
+
 #: Statuses, content types and bodies as documented. (A schema-valid value may still be refused with a
 #: documented 400 when it is semantically wrong, e.g. a model type this ComfyUI does not know.)
-CHECKS = [no_server_fault, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [no_server_fault, status_code_conformance, documented_content_type, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
