@@ -27,20 +27,17 @@ Routes, as Civitai answers a client that is not a browser (JSON errors):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import random
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from hub import RecordedRequest
+from hub import RecordedRequest, listen, serving_on
 
 _CIVITAI = web.AppKey("civitai", object)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -178,34 +175,12 @@ def make_app(civitai: FakeCivitai) -> web.Application:
     return app
 
 
-def _listen(host: str) -> socket.socket:
-    sock = socket.socket()
-    sock.bind((host, 0))
-    return sock
-
-
 @contextmanager
 def running_civitai(civitai: FakeCivitai) -> Iterator[str]:
     """Serve ``civitai`` from a background thread; yields its base url. The CDN is the same app on
     another port (so another origin), at ``civitai.cdn_url``."""
-    sock, cdn_sock = _listen("127.0.0.1"), _listen("127.0.0.1")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-civitai", daemon=True)
-    thread.start()
-    runner = web.AppRunner(make_app(civitai), access_log=None)
-
-    async def start() -> None:
-        await runner.setup()
-        for s in (sock, cdn_sock):
-            await web.SockSite(runner, s).start()
-
+    sock, cdn_sock = listen("127.0.0.1"), listen("127.0.0.1")
     civitai.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     civitai.cdn_url = f"http://127.0.0.1:{cdn_sock.getsockname()[1]}"
-    try:
-        asyncio.run_coroutine_threadsafe(start(), loop).result()
+    with serving_on(make_app(civitai), [sock, cdn_sock], "fake-civitai"):
         yield civitai.url
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()

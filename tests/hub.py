@@ -692,10 +692,34 @@ def make_app(hub: FakeHub) -> web.Application:
     return app
 
 
-def _listen(host: str) -> socket.socket:
+def listen(host: str) -> socket.socket:
+    """A socket bound to a free port of `host`."""
     sock = socket.socket()
     sock.bind((host, 0))
     return sock
+
+
+@contextmanager
+def serving_on(app: web.Application, sockets: list[socket.socket], name: str) -> Iterator[None]:
+    """Serve `app` on these bound sockets from an event loop in a background thread of this name."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
+    thread.start()
+    runner = web.AppRunner(app, access_log=None)
+
+    async def start() -> None:
+        await runner.setup()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result()
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
 
 
 @contextmanager
@@ -705,28 +729,12 @@ def running_hub(hub: FakeHub) -> Iterator[str]:
     The CDN is served by the same app on 127.0.0.2 (another port on 127.0.0.1 if that
     address cannot be bound), and ``hub.cdn_url`` is set to it.
     """
-    sock = _listen("127.0.0.1")
+    sock = listen("127.0.0.1")
     try:
-        cdn_sock = _listen("127.0.0.2")
+        cdn_sock = listen("127.0.0.2")
     except OSError:
-        cdn_sock = _listen("127.0.0.1")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-hub", daemon=True)
-    thread.start()
-    runner = web.AppRunner(make_app(hub), access_log=None)
-
-    async def start() -> None:
-        await runner.setup()
-        for s in (sock, cdn_sock):
-            await web.SockSite(runner, s).start()
-
+        cdn_sock = listen("127.0.0.1")
     host, port = cdn_sock.getsockname()
     hub.cdn_url = f"http://{host}:{port}"
-    try:
-        asyncio.run_coroutine_threadsafe(start(), loop).result()
+    with serving_on(make_app(hub), [sock, cdn_sock], "fake-hub"):
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
