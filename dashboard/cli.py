@@ -1,4 +1,4 @@
-"""Command line: `comfy-dashboard` (serve, the default), `presets ...` and `users add`.
+"""Command line: `comfy-dashboard` (serve, the default), `presets list|status|plan|install` and `users add`.
 
 A problem found at start (a malformed setting, a folder that cannot be used, an address that
 cannot be listened on) is one line on stderr and a non-zero exit, never a traceback.
@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="every preset, and whether it is installed")
     status = actions.add_parser("status", help="the install status of presets")
     status.add_argument("preset_ids", nargs="+", metavar="ID", help="preset ids, as `presets list` shows them")
+    plan = actions.add_parser("plan", help="what installing presets would download, whether it fits, whether "
+                                           "HF_TOKEN opens gated files; non-zero exit if one would fail")
+    plan.add_argument("preset_ids", nargs="+", metavar="ID", help="preset ids, as `presets list` shows them")
+    plan.add_argument("--json", action="store_true", help="print the plans as JSON, as the API answers them")
     install = actions.add_parser("install", help="install presets, with a progress bar; non-zero exit on failure")
     install.add_argument("preset_ids", nargs="+", metavar="ID", help="preset ids, as `presets list` shows them")
     install.add_argument("--force", action="store_true", help="fetch again files the dashboard did not verify")
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "presets":
             prepare_folders(settings)
             return provision.run(settings, args.action, getattr(args, "preset_ids", []),
-                                 force=getattr(args, "force", False), priority=getattr(args, "priority", "normal"))
+                                 force=getattr(args, "force", False), priority=getattr(args, "priority", "normal"),
+                                 as_json=getattr(args, "json", False))
         if args.command == "users":
             prepare_folders(settings, models=False)
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")

@@ -1,15 +1,17 @@
-"""Headless provisioning: `comfy-dashboard presets list|install|status` and `users add`, for Docker
-entrypoints.
+"""Headless provisioning: `comfy-dashboard presets list|status|plan|install` and `users add`, for
+Docker entrypoints.
 
-Runs the same services as the server, without HTTP and without a ComfyUI. `install` shows a
-progress line per preset on stderr and exits non-zero if any install fails. The caller creates the
-folders first (`cli.prepare_folders`).
+Runs the same services as the server, without HTTP and without a ComfyUI. `plan` prints what an
+install would download and exits non-zero when it would not fit or a gated repository refuses the
+token; `install` shows a progress line per preset on stderr and exits non-zero if any install
+fails. The caller creates the folders first (`cli.prepare_folders`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import sys
 from typing import TextIO
@@ -19,19 +21,20 @@ from .config import Settings
 from .errors import DashboardError, PresetAlreadyInstalled
 from .services.auth import AuthService
 from .services.container import Services
+from .services.sizes import human_size
 from .store import Store
 
 
 def run(settings: Settings, command: str, preset_ids: list[str], force: bool = False, priority: str = "normal",
-        out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+        as_json: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run one presets command; returns the process exit code."""
     # PRESET_DOWNLOAD is for the server's start; here the command line says what to install.
     settings = settings.replace(preset_download=())
-    return asyncio.run(_run(settings, command, preset_ids, force, priority, out, err))
+    return asyncio.run(_run(settings, command, preset_ids, force, priority, as_json, out, err))
 
 
 async def _run(settings: Settings, command: str, preset_ids: list[str], force: bool, priority: str,
-               out: TextIO, err: TextIO) -> int:
+               as_json: bool, out: TextIO, err: TextIO) -> int:
     services = Services(settings, UnavailableBackend())  # installing needs no ComfyUI
     await services.start()
     try:
@@ -39,6 +42,8 @@ async def _run(settings: Settings, command: str, preset_ids: list[str], force: b
             return await _list(services, out)
         if command == "status":
             return await _status(services, preset_ids, out, err)
+        if command == "plan":
+            return await _plan(services, preset_ids, as_json, out, err)
         return await _install(services, preset_ids, force, priority, err)
     finally:
         await services.stop()
@@ -66,6 +71,47 @@ async def _status(services: Services, preset_ids: list[str], out: TextIO, err: T
         out.write(f"{preset_id}: {status['status']} ({status['files']['completed']}/{status['files']['total']} "
                   f"files, {status['progress']}%)\n")
     return code
+
+
+async def _plan(services: Services, preset_ids: list[str], as_json: bool, out: TextIO, err: TextIO) -> int:
+    code = 0
+    plans = []
+    for preset_id in preset_ids:
+        try:
+            plan = await services.downloads.plans.preset(preset_id)
+        except DashboardError as exc:
+            err.write(f"{preset_id}: {exc.message}\n")
+            code = 1
+            continue
+        plans.append(plan)
+        if not (plan["fits"] and plan["access"]["ok"]):
+            code = 1
+        if not as_json:
+            out.write(_plan_text(plan))
+    if as_json:
+        out.write(json.dumps(plans, indent=2) + "\n")
+    return code
+
+
+def _plan_text(plan: dict) -> str:
+    """A plan as lines for a terminal."""
+    lines = [f"{plan['preset_id']} ({plan['name']}): {human_size(plan['bytes_to_download'])} to download "
+             f"of {human_size(plan['total_bytes'])}"]
+    for dep in plan["dependencies"]:
+        state = "installed" if dep["installed"] else f"{human_size(dep['bytes_to_download'])} to download"
+        lines.append(f"  needs {dep['id']} ({dep['name']}): {state}")
+    for f in plan["files"]:
+        state = (f"download {human_size(f['bytes_to_download'])}" if f["download"]
+                 else "verified" if f["verified"] else "present" if f["present"] else "optional, skipped")
+        shared = f"  (also in {', '.join(f['shared_with'])})" if f["shared_with"] else ""
+        lines.append(f"  {f['path']:<60} {human_size(f['size_bytes']):>9}  {state}{shared}")
+    for v in plan["volumes"]:
+        verdict = "fits" if v["fits"] else "DOES NOT FIT"
+        lines.append(f"  volume {v['path']}: {human_size(v['needed_bytes'])} needed, "
+                     f"{human_size(v['free_bytes'])} free: {verdict}")
+    for repo in plan["access"]["repos"]:
+        lines.append(f"  access {repo['repo']}: {repo['status']} ({repo['message']}; {repo['model_page']})")
+    return "\n".join(lines) + "\n"
 
 
 async def _install(services: Services, preset_ids: list[str], force: bool, priority: str, err: TextIO) -> int:

@@ -12,6 +12,9 @@ Routes, as Civitai answers a client that is not a browser (JSON errors):
 * ``GET /api/v1/model-versions/{id}``: the version (``modelId``, ``air``, ``files[]`` with ``name``,
   ``sizeKB``, ``hashes.SHA256`` in upper-case hex, ``downloadUrl``, ``primary``); 404
   ``{"error": "Model not found"}`` for an unknown one. Public: no token needed.
+* ``GET /api/v1/models/{id}``: the model with its licence permissions (``allowNoCredit``,
+  ``allowCommercialUse`` as a list, ``allowDerivatives``, ``allowDifferentLicense``) and
+  ``modelVersions`` newest first; 404 for an unknown one.
 * ``GET|HEAD /api/download/models/{id}``: 307 to a signed, short-lived file URL on the CDN (another
   address or port), with ``Cache-Control: no-store``. ``access="login"``: 401 ``{"error":
   "Unauthorized", "message": ...}`` without a known ``Authorization: Bearer`` token;
@@ -110,6 +113,19 @@ async def _version(request: web.Request) -> web.Response:
     })
 
 
+async def _model(request: web.Request) -> web.Response:
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    model_id = int(request.match_info["id"])
+    versions = sorted((v for v in civitai.versions.values() if v.model_id == model_id), key=lambda v: -v.id)
+    if not versions:
+        return web.json_response({"error": "No model with id " + str(model_id)}, status=404)
+    return web.json_response({
+        "id": model_id, "name": "Test model", "type": versions[0].model_type, "nsfw": False,
+        "allowNoCredit": True, "allowCommercialUse": ["Image", "RentCivit"], "allowDerivatives": True,
+        "allowDifferentLicense": True, "modelVersions": [{"id": v.id, "name": "v1.0"} for v in versions],
+    })
+
+
 async def _download(request: web.Request) -> web.Response:
     civitai: FakeCivitai = request.app[_CIVITAI]
     version = civitai.versions.get(int(request.match_info["id"]))
@@ -170,6 +186,7 @@ def make_app(civitai: FakeCivitai) -> web.Application:
     app = web.Application(middlewares=[_record])
     app[_CIVITAI] = civitai
     app.router.add_get(r"/api/v1/model-versions/{id:\d+}", _version)
+    app.router.add_get(r"/api/v1/models/{id:\d+}", _model)
     app.router.add_get(r"/api/download/models/{id:\d+}", _download)
     app.router.add_get(r"/files/{id:\d+}/{name}", _file)
     return app

@@ -236,6 +236,7 @@ class FakeHub:
 
     Attributes:
         tokens: bearer tokens that may read gated files.
+        licenses: repo -> the licence its model card names (``cardData.license`` and a ``license:`` tag).
         cdn: answer resolve of LFS files with a 302 to ``cdn_url``.
         cdn_url: base url of the CDN host (set by ``running_hub``; set it yourself with ``make_app``).
         cdn_ttl: seconds a CDN URL stays valid after resolve issues it.
@@ -249,6 +250,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, dict[str, HubFile]]] = {}  # repo -> revision -> path -> file
         self.tokens: set[str] = set()
+        self.licenses: dict[str, str] = {}  # repo -> the licence its model card names
         self.cdn = False
         self.cdn_url: str | None = None
         self.cdn_ttl = 3600
@@ -607,9 +609,27 @@ def _entry(hub_file: HubFile) -> dict:
     return entry
 
 
+def _auth_check(hub: FakeHub, request: web.Request, repo_id: str) -> web.Response:
+    """``GET /api/models/{repo}/auth-check``: 200 when the caller may read the repo, else the Hub's
+    error (401 GatedRepo without a token, 403 GatedRepo with one that has no access)."""
+    if repo_id not in hub.repos:
+        return _HubError(404, "RepoNotFound", "Repository not found").response(as_json=True)
+    if any(f.gated for files in hub.repos[repo_id].values() for f in files.values()):
+        allowed = _authorized(hub, request)
+        if allowed is None:
+            return _HubError(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must be "
+                             "authenticated to access it.").response(as_json=True)
+        if not allowed:
+            return _HubError(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in "
+                             "the authorized list.").response(as_json=True)
+    return web.json_response({})
+
+
 async def _api(request: web.Request) -> web.Response:
     hub: FakeHub = request.app[_HUB]
     parts = _parts(request)[2:]  # drop "api", "models"
+    if parts[-1:] == ["auth-check"] and request.method == "GET":
+        return _auth_check(hub, request, "/".join(parts[:-1]))
     for marker in ("revision", "paths-info"):
         split = _split_repo(parts, marker)
         if split is not None and len(split[1]) == 1:
@@ -658,7 +678,8 @@ async def _api(request: web.Request) -> web.Response:
         "private": False,
         "gated": "auto" if any(f.gated for f in files.values()) else False,
         "disabled": False,
-        "tags": [],
+        "tags": [f"license:{hub.licenses[repo_id]}"] if repo_id in hub.licenses else [],
+        **({"cardData": {"license": hub.licenses[repo_id]}} if repo_id in hub.licenses else {}),
         "lastModified": "2024-01-01T00:00:00.000Z",
         "siblings": siblings,
     }

@@ -52,7 +52,7 @@ async def test_install_downloads_verifies_and_places_the_file(dl, settings, hub)
     assert answer["total_size_gb"] == 0.0
     done = await events.wait("download_complete")
     assert done == {"download_id": answer["download_id"], "preset_id": "TINY", "status": "success",
-                    "time_taken_seconds": done["time_taken_seconds"]}
+                    "paths": ["loras/tiny.safetensors"], "time_taken_seconds": done["time_taken_seconds"]}
     target = settings.models_dir / "loras" / "tiny.safetensors"
     assert sha256_of(target) == hub_file.sha256
     assert not list(target.parent.glob("*.part*"))

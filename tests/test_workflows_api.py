@@ -183,7 +183,7 @@ async def test_requirements_name_missing_models_and_the_presets_that_provide_the
                                     "vae/wan2.2_vae.safetensors"}
     vae = next(m for m in body["models"] if m["type"] == "vae")
     assert vae == {"type": "vae", "name": "wan2.2_vae.safetensors", "path": "vae/wan2.2_vae.safetensors",
-                   "nodes": ["3"], "installed": False, "presets": vae["presets"]}
+                   "nodes": ["3"], "installed": False, "presets": vae["presets"], "url": None}
     assert vae["presets"][0] == "WAN_22_5B_TIV2"
 
     for path in body["missing"]:

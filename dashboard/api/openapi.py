@@ -53,6 +53,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         types = (op.content_type,) if isinstance(op.content_type, str) else op.content_type
         success["content"] = {content_type: {"schema": op.response} for content_type in types}
     responses: dict[str, Any] = {str(op.status): success}
+    if op.dry_run_response is not None:
+        responses["200"] = {**success, "description": "Dry run: what would be done; nothing is started",
+                            "content": {"application/json": {"schema": op.dry_run_response}}}
     for code in ("INVALID_REQUEST", *op.errors):
         status = str(ErrorCode(code).status)
         entry = responses.setdefault(status, {

@@ -9,7 +9,7 @@ from ..services.downloads.jobs import PRIORITIES
 from ..services.preset_schema import CATEGORIES
 from .context import services
 from .routing import Routes
-from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, PLAN, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("presets")
 
@@ -19,7 +19,8 @@ REQUIRES = nullable(obj(comfyui_folders=array(STRING)))
 
 PRESET_SUMMARY = obj(
     id=STRING, name=STRING, category=STRING, type={"enum": list(CATEGORIES.values())}, description=STRING,
-    download_size=STRING, download_bytes=INTEGER, installed=BOOLEAN, use_case=STRING, tags=array(STRING),
+    download_size=STRING, download_bytes=INTEGER, install_bytes=INTEGER, installed=BOOLEAN, use_case=STRING,
+    tags=array(STRING),
     source={"enum": ["shipped", "user", "template"]}, gated=BOOLEAN, vram_gb=nullable(NUMBER), requires=REQUIRES,
 )
 PRESET_LIST = obj(
@@ -34,6 +35,7 @@ PRESET_DETAIL = {
         **PRESET_SUMMARY["properties"],
         "install_date": nullable(TIMESTAMP),
         "license": nullable(STRING),
+        "license_url": nullable(STRING),
         "requirements": obj(vram_gb=nullable(NUMBER), disk_gb=NUMBER),
         "files": array(PRESET_FILE),
         "dependencies": array(STRING),
@@ -84,6 +86,29 @@ async def get_preset(request: web.Request, params: dict) -> web.Response:
             description="`unsupported`: the preset needs a newer ComfyUI (see `requires` in the listing).")
 async def preset_status(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).presets.status(params["preset_id"]))
+
+
+PLAN_FILE = obj(path=STRING, size_bytes=INTEGER, preset_id=STRING, optional=BOOLEAN, present=BOOLEAN,
+                verified=BOOLEAN, download=BOOLEAN, bytes_to_download=INTEGER, shared_with=array(STRING))
+PRESET_PLAN = {**PLAN, "properties": {
+    **PLAN["properties"], "preset_id": STRING, "name": STRING, "files": array(PLAN_FILE),
+    "dependencies": array(obj(id=STRING, name=STRING, installed=BOOLEAN, bytes_to_download=INTEGER))},
+    "required": [*PLAN["required"], "preset_id", "name"]}
+
+
+@routes.get("/api/presets/{preset_id}/plan", summary="What installing a preset would download, before the first byte",
+            response=PRESET_PLAN, errors=["PRESET_NOT_FOUND", "PRESET_UNSUPPORTED"], action="preset_plan",
+            any_role=True,
+            description="Every file of the preset and of its dependencies: its size, whether it is present and "
+                        "verified, whether installing downloads it and how many bytes of it are still missing (a "
+                        "paused `.part` counts), and which other presets list it (`shared_with`). "
+                        "`bytes_to_download` is the true total an install queues, dependencies included; "
+                        "`volumes` the free space of each volume the files go to and whether they fit; `access` "
+                        "asks the Hub, once per gated repository still to download, whether HF_TOKEN is let in "
+                        "(`needs_token`: no token; `token_refused`: a bad token or a licence not accepted). "
+                        "Nothing is queued or written.")
+async def preset_plan(services: Services, params: dict) -> dict:
+    return await services.downloads.plans.preset(params["preset_id"])
 
 
 @routes.post("/api/presets/{preset_id}/install", summary="Install a preset in the background", status=202,

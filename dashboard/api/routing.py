@@ -73,6 +73,8 @@ class Operation:
     body: dict | None = None
     response: dict | None = None
     status: int = 200
+    #: What a dry run (`?dry_run=true`) answers, with 200, when the operation takes one.
+    dry_run_response: dict | None = None
     errors: tuple[str, ...] = ()
     description: str = ""
     content_type: str | tuple[str, ...] = "application/json"
@@ -161,11 +163,13 @@ class Routes:
 
 
 def _answering(call: ServiceCall, status: int) -> Handler:
-    """The HTTP handler of a service call: its result as JSON, with the operation's status."""
+    """The HTTP handler of a service call: its result as JSON, with the operation's status; a dry
+    run (`dry_run` true in the parameters) starts nothing and answers 200."""
 
     @functools.wraps(call)
     async def handle(request: web.Request, params: dict[str, Any]) -> web.Response:
-        return web.json_response(await call(services(request), params), status=status)
+        answer = await call(services(request), params)
+        return web.json_response(answer, status=200 if params.get("dry_run") else status)
 
     return handle
 

@@ -41,3 +41,13 @@ ERROR = obj(
         details=ANY_OBJECT,
     )
 )
+
+#: A plan before the first byte (GET /api/presets/{id}/plan, install-missing with dry_run).
+VOLUME = obj(path=STRING, free_bytes=INTEGER, needed_bytes=INTEGER, fits=BOOLEAN)
+ACCESS = obj(ok=BOOLEAN, hf_token=BOOLEAN, repos=array(obj(
+    repo=STRING, status={"enum": ["granted", "needs_token", "token_refused", "not_found", "unknown"]},
+    message=STRING, model_page=STRING)))
+PLANNED_FILE = obj(required=["path", "size_bytes", "bytes_to_download"], path=STRING, size_bytes=INTEGER,
+                   bytes_to_download=INTEGER, source=ANY_OBJECT)
+PLAN = obj(files=array(PLANNED_FILE), dependencies=array(ANY_OBJECT), bytes_to_download=INTEGER,
+           total_bytes=INTEGER, volumes=array(VOLUME), access=ACCESS, fits=BOOLEAN)

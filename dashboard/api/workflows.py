@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..services.container import Services
+from ..services.downloads.jobs import PRIORITIES
 from ..services.workflows import SOURCES
 from .context import services
 from .routing import Routes
-from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, STRING, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, PLAN, STRING, array, nullable, obj
 
 routes = Routes("workflows")
 
@@ -27,7 +29,7 @@ WORKFLOW_DETAIL = {
 SAVED = obj(id=STRING, status={"enum": ["saved"]}, path=STRING, name=STRING)
 DELETED = obj(id=STRING, status={"enum": ["deleted"]})
 REQUIRED_MODEL = obj(type=STRING, name=STRING, path=STRING, nodes=array(STRING), installed=BOOLEAN,
-                     presets=array(STRING))
+                     presets=array(STRING), url=nullable(STRING))
 REQUIREMENTS = obj(workflow_id=STRING, preset=nullable(STRING), models=array(REQUIRED_MODEL), missing=array(STRING),
                    presets=array(STRING), satisfied=BOOLEAN)
 
@@ -95,3 +97,49 @@ async def delete_workflow(request: web.Request, params: dict) -> web.Response:
                         "that provide the missing ones (the workflow's own preset first).")
 async def workflow_requirements(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).workflows.requirements(params["workflow_id"]))
+
+
+_A_WORKFLOW = {"description": "A workflow in ComfyUI's UI format (as the editor saves it) or in the API format"}
+NEEDS_BODY = obj(required=["workflow"], additional=False, workflow=_A_WORKFLOW)
+NEEDED_FILE = obj(
+    path=STRING, type=STRING, name=STRING, nodes=array(STRING), installed=BOOLEAN, url=nullable(STRING),
+    presets=array(STRING), size=nullable(INTEGER), source=nullable({"enum": ["preset", "url"]}),
+    installable=BOOLEAN, download_id=nullable(STRING), error=nullable(ANY_OBJECT),
+)
+NEEDS = obj(format={"enum": ["ui", "api"]}, files=array(NEEDED_FILE), missing=array(STRING), missing_bytes=INTEGER,
+            installable=array(STRING))
+UNAVAILABLE = array(obj(path=STRING, error=nullable(ANY_OBJECT)))
+DOWNLOADING = array(obj(path=STRING, download_id=STRING))
+INSTALL_MISSING_BODY = obj(required=["workflow"], additional=False, workflow=_A_WORKFLOW,
+                           priority={"type": "string", "enum": list(PRIORITIES)})
+INSTALL_MISSING = obj(status={"enum": ["queued", "downloading", "installed"]}, download_id=nullable(STRING),
+                      files=array(STRING), bytes_to_download=INTEGER, unavailable=UNAVAILABLE, downloading=DOWNLOADING)
+_HOW = ("Files are read from the loader widgets and inputs (ckpt_name, unet_name, vae_name, clip_name*, lora_name, "
+        "...) and from the `properties.models` (`{name, url, directory}`) that nodes declare in the UI format, "
+        "subgraphs included. A missing file is installed from a preset that lists the same path (`source: "
+        "preset`), else from the URL the workflow declares (`source: url`, through the rules of POST "
+        "/api/models/download, saved under the name the workflow loads); the URL's source is asked for the "
+        "size, so a refusal (gated, early access, unknown host) shows in `error` before anything starts.")
+
+
+@routes.post("/api/workflows/requirements", summary="The model files a workflow needs, and which are missing",
+             body=NEEDS_BODY, response=NEEDS, errors=["INVALID_WORKFLOW"], description=_HOW,
+             action="workflow_requirements", any_role=True)
+async def requirements_of(services: Services, params: dict) -> dict:
+    return await services.workflow_models.requirements(params["workflow"])
+
+
+@routes.post("/api/workflows/install-missing", summary="Download the model files a workflow is missing",
+             body=INSTALL_MISSING_BODY, response=INSTALL_MISSING, status=202, dry_run_response=PLAN,
+             query={"dry_run": {"type": "boolean", "default": False}},
+             errors=["INVALID_WORKFLOW", "INSUFFICIENT_STORAGE", "DOWNLOAD_FAILED"],
+             description="One download (`download_id`) for every missing file that can be installed; files "
+                         "already downloading are listed in `downloading`, files that cannot be installed in "
+                         "`unavailable` with why. When none can, the answer is the first one's error. Nothing "
+                         "missing: `installed`, no download. With `dry_run=true`, 200 and the plan: each file "
+                         "with the bytes still to download, the volumes with their free space, and whether the "
+                         "Hub lets HF_TOKEN into gated repositories. " + _HOW,
+             action="install_missing_models")
+async def install_missing(services: Services, params: dict) -> dict:
+    return await services.workflow_models.install_missing(params["workflow"], params.get("priority", "normal"),
+                                                          dry_run=params.get("dry_run", False))

@@ -26,6 +26,7 @@ from .page import PageFiles
 from .presets import PresetService
 from .queue import QueueService
 from .system import SystemMonitor
+from .workflow_models import WorkflowModels
 from .workflows import WorkflowLibrary
 
 log = logging.getLogger("dashboard")
@@ -73,6 +74,7 @@ class Services:
         self.models.installed = self.downloads.installed
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
                                          self.index, templates=settings.official_templates, threads=threads)
+        self.workflow_models = WorkflowModels(self.presets, self.downloads)
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password, threads=threads) if settings.enable_auth else None

@@ -81,6 +81,7 @@ class PresetService:
             **self._summary(preset, installed),
             "install_date": iso_utc(max(s.modified for s in states if s.installed)) if installed else None,
             "license": preset.license,
+            "license_url": self.model_page(preset),
             "requirements": {"vram_gb": preset.vram_gb, "disk_gb": gb(preset.download_bytes)},
             "files": [self._file(s) for s in states],
             "dependencies": list(preset.dependencies),
@@ -126,6 +127,27 @@ class PresetService:
             raise PresetNotFound(f"No preset with id {preset_id!r}", {"preset_id": preset_id})
         return preset
 
+    def with_dependencies(self, preset: Preset) -> list[Preset]:
+        """`preset` and the presets it depends on, dependencies first (each once)."""
+        ordered: list[Preset] = []
+
+        def visit(p: Preset) -> None:
+            for dep_id in p.dependencies:
+                dep = self.catalogue.get(dep_id)
+                if dep is not None and dep not in ordered and dep is not preset:
+                    visit(dep)
+            if p not in ordered:
+                ordered.append(p)
+
+        visit(preset)
+        return ordered
+
+    def install_bytes(self, preset: Preset) -> int:
+        """Bytes an install would download now, dependencies included (a shared file counted once)."""
+        missing = {s.file.path: s.file.size for p in self.with_dependencies(preset) for s in self.file_states(p)
+                   if not s.file.optional and not s.installed}
+        return sum(missing.values())
+
     def is_installed(self, preset: Preset) -> bool:
         """Every required file is on disk (as of the model index's last refresh)."""
         return self._complete(self.file_states(preset))
@@ -146,6 +168,11 @@ class PresetService:
             states.append(FileState(f, ok, model.modified if model else None, damaged))
         return states
 
+    def model_page(self, preset: Preset) -> str | None:
+        """Where a preset's licence can be read (and, when gated, accepted): its first repository's page."""
+        repo = next((f.repo for f in preset.files if f.repo), None)
+        return f"{(self.hf_endpoint or 'https://huggingface.co').rstrip('/')}/{repo}" if repo else None
+
     def file_url(self, f: PresetFile) -> str:
         """Where a file is downloaded from."""
         if f.repo is None:
@@ -165,6 +192,7 @@ class PresetService:
             "description": preset.description,
             "download_size": human_size(preset.download_bytes),
             "download_bytes": preset.download_bytes,
+            "install_bytes": self.install_bytes(preset),
             "installed": installed,
             "use_case": preset.use_case,
             "tags": list(preset.tags),

@@ -64,15 +64,24 @@ def load_template_presets(folder: Path, folder_types: set[str]) -> tuple[list[Pr
     return presets, errors
 
 
+def ui_nodes(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a UI-format workflow, those inside its subgraphs included."""
+    nodes = list(workflow.get("nodes") or [])
+    definitions = workflow.get("definitions")
+    for subgraph in (definitions.get("subgraphs") or [] if isinstance(definitions, dict) else []):
+        if isinstance(subgraph, dict) and isinstance(subgraph.get("nodes"), list):
+            nodes.extend(subgraph["nodes"])
+    return [node for node in nodes if isinstance(node, dict)]
+
+
 def template_models(workflow: dict[str, Any]) -> list[dict[str, str]]:
     """The distinct `{name, url, directory}` models a UI-format workflow declares."""
-    nodes = list(workflow.get("nodes") or [])
-    for subgraph in (workflow.get("definitions") or {}).get("subgraphs") or []:
-        nodes.extend(subgraph.get("nodes") or [])
     seen: dict[tuple[str, str], dict[str, str]] = {}
-    for node in nodes:
-        for model in (node.get("properties") or {}).get("models") or []:
-            if isinstance(model, dict) and {"name", "url", "directory"} <= model.keys():
+    for node in ui_nodes(workflow):
+        properties = node.get("properties")
+        for model in (properties.get("models") or [] if isinstance(properties, dict) else []):
+            if isinstance(model, dict) and {"name", "url", "directory"} <= model.keys() \
+                    and all(isinstance(model[k], str) for k in ("name", "url", "directory")):
                 seen.setdefault((model["directory"], model["name"]), model)
     return list(seen.values())
 

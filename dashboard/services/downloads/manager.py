@@ -49,7 +49,8 @@ from . import urls
 from .jobs import ACTIVE, PRIORITIES, RUNNABLE, FileStatus, FileTask, Job, JobStatus
 from .limits import Limits, LimitSettings
 from .lock import PartLock
-from .planner import Planner, preset_file
+from .plan import Plans
+from .planner import Planner, file_source, preset_file
 from .records import remove_record
 from .sources import Tokens
 from .transfer import READ_BUFFER, RetryPolicy, Transfer, bytes_held, remove_partial
@@ -85,8 +86,10 @@ class DownloadManager:
         self.jobs: dict[str, Job] = {}
         self.installed: dict[str, dict[str, Any]] = {}
         self.planner = Planner(presets, index, self.installed, threads)
+        self.forget_folder = forget_folder  # ComfyUI's cached file list of a folder, after a file lands
         self.uninstaller = Uninstaller(self.planner, store, forget_folder, in_use, threads)
         self.volume = VolumeRecords(index, self.planner, store, bus, threads)
+        self.plans = Plans(self.planner, presets, tokens, threads)
         self._running: dict[tuple[str, str], asyncio.Task] = {}
         self._session: aiohttp.ClientSession | None = None
         self.transfer: Transfer | None = None
@@ -170,8 +173,36 @@ class DownloadManager:
         new one is verified); DOWNLOAD_FAILED when the source refuses or lacks the file. A URL for a
         path that is downloading already answers that download. With `dry_run` every check runs and
         the source is asked the same way, but nothing is queued or written: the answer is
-        `{path, size_bytes, size_gb, source, exists}`.
+        `{path, size_bytes, size_gb, source, exists, license}`.
         """
+        task = await self.url_task(url, folder_type, filename, subfolder, sha256)
+        async with self._installing:
+            job = None if dry_run else self.active_job(task.path)
+            if job is not None:
+                if job.status == JobStatus.PAUSED:
+                    await self.resume(job.id)
+                return self._url_answer(job, task.path)
+            target = self.planner.target(task.path)
+            exists = await self.threads.run(target.exists)
+            if exists and not force:
+                raise ModelExists(f"{task.path} already exists; use force to replace it",
+                                  {"path": task.path, "hint": "use force to replace it"})
+            await self.planner.check_space([task])
+            if dry_run:
+                return {"path": task.path, "size_bytes": task.size, "size_gb": gb(task.size),
+                        "source": task.spec["source"], "exists": exists,
+                        "license": await urls.license_of(task.spec["source"], self.tokens, self._session,
+                                                         self.threads)}
+            if exists:
+                await self.threads.run(remove_record, target)  # the new file, once verified, gets its own
+                self.installed.pop(task.path, None)
+            job = await self._queue(None, priority, [task])
+        return self._url_answer(job, task.path)
+
+    async def url_task(self, url: str, folder_type: str, filename: str | None = None, subfolder: str | None = None,
+                       sha256: str | None = None) -> FileTask:
+        """The file task for a model URL saved as `<type>/<subfolder/>filename`, its source asked once;
+        INVALID_REQUEST naming the field, or the DownloadFailed the source answers. Queues nothing."""
         folder_type = self.index.require_type(folder_type)
         relfolder = urls.check_subfolder(subfolder)
         if filename is not None:
@@ -179,34 +210,30 @@ class DownloadManager:
         source, spec, resolved, filename = await urls.locate(url, filename, sha256, self.tokens, self._session,
                                                              self.threads, self.download_hosts)
         path = "/".join(filter(None, [folder_type, relfolder, filename]))
+        outside = await self.threads.run(self.planner.outside, {path: self.planner.target(path)})
+        if outside:
+            raise invalid(f"{path} would be written outside the model folders: {outside[path]}",
+                          field="subfolder", path=path)
+        size = resolved.size or spec.get("size") or 0
+        record_source = {**source.source, **({"commit": resolved.commit} if resolved.commit else {})}
+        return FileTask(path, {**spec, "path": path, "size": size, "source": record_source}, size)
+
+    async def queue_files(self, files: list[FileTask], priority: str = "normal") -> Job:
+        """One job for `files` (no preset), after the checks every install makes: outside the model
+        folders (INVALID_REQUEST) and free space (INSUFFICIENT_STORAGE)."""
+        targets = {f.path: self.planner.target(f.path) for f in files}
+        outside = await self.threads.run(self.planner.outside, targets)
+        if outside:
+            raise invalid(f"{', '.join(outside)} would be written outside the model folders, through a symlink; "
+                          "nothing was downloaded", paths=list(outside))
+        await self.planner.check_space(files)
         async with self._installing:
-            if not dry_run:
-                for job in self.jobs.values():
-                    if job.status in ACTIVE and any(f.path == path for f in job.files):
-                        if job.status == JobStatus.PAUSED:
-                            await self.resume(job.id)
-                        return self._url_answer(job, path)
-            target = self.planner.target(path)
-            outside = await self.threads.run(self.planner.outside, {path: target})
-            if outside:
-                raise invalid(f"{path} would be written outside the model folders: {outside[path]}",
-                              field="subfolder", path=path)
-            exists = await self.threads.run(target.exists)
-            if exists and not force:
-                raise ModelExists(f"{path} already exists; use force to replace it",
-                                  {"path": path, "hint": "use force to replace it"})
-            size = resolved.size or spec.get("size") or 0
-            record_source = {**source.source, **({"commit": resolved.commit} if resolved.commit else {})}
-            task = FileTask(path, {**spec, "path": path, "size": size, "source": record_source}, size)
-            await self.planner.check_space([task])
-            if dry_run:
-                return {"path": path, "size_bytes": size, "size_gb": gb(size), "source": record_source,
-                        "exists": exists}
-            if exists:
-                await self.threads.run(remove_record, target)  # the new file, once verified, gets its own
-                self.installed.pop(path, None)
-            job = await self._queue(None, priority, [task])
-        return self._url_answer(job, path)
+            return await self._queue(None, priority, files)
+
+    def active_job(self, path: str) -> Job | None:
+        """The queued, running or paused job that downloads `path`, if any."""
+        return next((job for job in self.jobs.values()
+                     if job.status in ACTIVE and any(f.path == path for f in job.files)), None)
 
     def _url_answer(self, job: Job, path: str) -> dict[str, Any]:
         return {"download_id": job.id, "path": path, "status": job.status.value,
@@ -409,6 +436,7 @@ class DownloadManager:
                           "source": source}
                 self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
                 self.index.invalidate()
+                self.forget_folder(f.path.partition("/")[0])  # loader lists show the file without a restart
                 await self.store.record_installed(record)
             f.finish()
             await self.store.update_file(job.id, f.path, status=f.status, size=f.size)
@@ -496,6 +524,7 @@ class DownloadManager:
     def _complete_event(self, job: Job, status: str) -> None:
         self.bus.publish("download_complete", {
             "download_id": job.id, "preset_id": job.preset_id, "status": status,
+            "paths": [f.path for f in job.files],
             "time_taken_seconds": int((job.finished_at or time.time()) - job.created_at),
         }, "downloads")
 
@@ -508,15 +537,6 @@ def storage_failure(exc: BaseException, database: Path) -> DashboardError:
                                    "free some space and resume", {"reason": "disk_full", "database": str(database)})
     return InternalError(f"The download state could not be written: {exc}",
                          {"reason": "storage_error", "database": str(database)})
-
-
-def file_source(spec: dict[str, Any]) -> dict[str, Any]:
-    """Where a file task's bytes come from, as its record says: a URL download's own description,
-    else the preset file's repository or URL."""
-    if spec.get("source"):
-        return spec["source"]
-    kind = "huggingface" if spec.get("repo") else "url"
-    return {"kind": kind, **{k: spec.get(k) for k in ("repo", "repo_file", "revision", "url")}}
 
 
 def _failure_details(path: str, error: DashboardError) -> dict[str, Any]:

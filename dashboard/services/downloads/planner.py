@@ -44,7 +44,7 @@ class Planner:
         themselves is trusted unless `force`; a verified one is never fetched again, a damaged one
         (verified once, changed since) always."""
         tasks: dict[str, FileTask] = {}
-        for p in self._with_dependencies(preset):
+        for p in self.presets.with_dependencies(preset):
             for f in p.files:
                 if f.optional or f.path in tasks or self.verified(f):
                     continue
@@ -54,20 +54,6 @@ class Planner:
                     continue
                 tasks[f.path] = FileTask(f.path, file_spec(f), f.size)
         return list(tasks.values())
-
-    def _with_dependencies(self, preset: Preset) -> list[Preset]:
-        ordered: list[Preset] = []
-
-        def visit(p: Preset) -> None:
-            for dep_id in p.dependencies:
-                dep = self.presets.catalogue.get(dep_id)
-                if dep is not None and dep not in ordered and dep is not preset:
-                    visit(dep)
-            if p not in ordered:
-                ordered.append(p)
-
-        visit(preset)
-        return ordered
 
     def target(self, path: str) -> Path:
         """The absolute path a model-folder path is written to (the type's first folder)."""
@@ -93,11 +79,13 @@ class Planner:
                           "model folders, through a symlink; nothing was downloaded",
                           preset_id=preset.id, paths=list(outside))
 
-    async def check_space(self, files: list[FileTask]) -> None:
-        """INSUFFICIENT_STORAGE when a volume cannot hold what is still missing of `files`."""
+    async def volumes(self, files: list[FileTask]) -> list[dict[str, Any]]:
+        """Per volume the files go to: `{path, free_bytes, needed_bytes, fits}`, where `needed_bytes`
+        is what is still missing of them there (a `.part` counts as held) and `fits` leaves the
+        safety margin free."""
         targets = [(self.target(f.path), f.size) for f in files]
 
-        def check() -> None:
+        def measure() -> list[dict[str, Any]]:
             probes: dict[int, Path] = {}  # volume -> an existing folder on it
             needed: dict[int, int] = {}  # volume -> bytes still missing there
             for target, size in targets:
@@ -108,15 +96,22 @@ class Planner:
                 volume = probe.stat().st_dev
                 probes.setdefault(volume, probe)
                 needed[volume] = needed.get(volume, 0) + max(0, size - have)
+            answer = []
             for volume, missing in needed.items():
-                probe = probes[volume]
-                free = shutil.disk_usage(probe).free
-                if free < missing + DISK_MARGIN:
-                    raise InsufficientStorage("Not enough disk space for this preset",
-                                              {"needed_gb": gb(missing + DISK_MARGIN), "free_gb": gb(free),
-                                               "path": str(probe)})
+                free = shutil.disk_usage(probes[volume]).free
+                answer.append({"path": str(probes[volume]), "free_bytes": free, "needed_bytes": missing,
+                               "fits": free >= missing + DISK_MARGIN})
+            return answer
 
-        await self.threads.run(check)
+        return await self.threads.run(measure)
+
+    async def check_space(self, files: list[FileTask]) -> None:
+        """INSUFFICIENT_STORAGE when a volume cannot hold what is still missing of `files`."""
+        for volume in await self.volumes(files):
+            if not volume["fits"]:
+                raise InsufficientStorage("Not enough disk space for this download",
+                                          {"needed_gb": gb(volume["needed_bytes"] + DISK_MARGIN),
+                                           "free_gb": gb(volume["free_bytes"]), "path": volume["path"]})
 
 
 def file_spec(f: PresetFile) -> dict[str, Any]:
@@ -131,3 +126,12 @@ def preset_file(f: FileTask) -> PresetFile:
     s = f.spec
     return PresetFile(folder, relpath, f.size, sha256=s.get("sha256"), repo=s.get("repo"),
                       repo_file=s.get("repo_file"), revision=s.get("revision") or "main", url=s.get("url"))
+
+
+def file_source(spec: dict[str, Any]) -> dict[str, Any]:
+    """Where a file task's bytes come from, as its record says: a URL download's own description,
+    else the preset file's repository or URL."""
+    if spec.get("source"):
+        return spec["source"]
+    kind = "huggingface" if spec.get("repo") else "url"
+    return {"kind": kind, **{k: spec.get(k) for k in ("repo", "repo_file", "revision", "url")}}

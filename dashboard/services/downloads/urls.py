@@ -14,7 +14,8 @@ Accepted, and nothing else (so an open dashboard cannot be made to fetch from an
   its scheme (`http://host[:port]`) in DASHBOARD_DOWNLOAD_HOSTS.
 
 A refusal is INVALID_REQUEST naming the field (`url`, `filename`, `subfolder`); nothing here
-writes anything.
+writes anything. `license_of` says under which licence a located file is published, as far as its
+source tells (the Hub's model card, Civitai's model permissions).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import aiohttp
+from huggingface_hub import HfApi
 
 from ...comfy.folders import MODEL_EXTENSIONS
 from ...errors import HttpFailure, NetworkFailure, RemoteNotFound, invalid
@@ -250,3 +252,40 @@ def check_subfolder(subfolder: str | None) -> str:
         raise invalid("subfolder must be a relative path inside the model folder, without '..'",
                       field="subfolder", value=subfolder)
     return "/".join(segments)
+
+
+async def license_of(source: dict[str, Any], tokens: Tokens, session: aiohttp.ClientSession,
+                     threads: Threads) -> dict[str, Any] | None:
+    """The licence a located file is published under: `{name, url, ...}`, or None when its source
+    does not say (a plain URL) or cannot be asked; never an error (it only informs the user)."""
+    if source.get("kind") == "huggingface":
+        hub = tokens.hf_endpoint or DEFAULT_HF_ENDPOINT
+        try:
+            info = await threads.run(lambda: HfApi(endpoint=hub, token=tokens.hf_token or False).model_info(
+                source["repo"], revision=source.get("revision"), timeout=10))
+        except Exception:  # the Hub's answer is informative only
+            return None
+        card = info.card_data.to_dict() if info.card_data is not None else {}
+        name = card.get("license") or next((t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")),
+                                           None)
+        if name is None:
+            return None
+        return {"name": card.get("license_name") or name, "url": card.get("license_link") or f"{hub}/{source['repo']}"}
+    if source.get("kind") == "civitai" and source.get("model_id"):
+        base = tokens.civitai_endpoint or CIVITAI
+        try:
+            async with await request(session, "GET", f"{base}/api/v1/models/{source['model_id']}", tokens,
+                                     {"Accept": "application/json"}, timeout=aiohttp.ClientTimeout(total=10)
+                                     ) as response:
+                info = await response.json(content_type=None) if response.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+        if not isinstance(info, dict):
+            return None
+        commercial = info.get("allowCommercialUse")
+        commercial = commercial if isinstance(commercial, list) else [commercial] if commercial else []
+        return {"name": "Civitai model licence", "url": f"{CIVITAI}/models/{source['model_id']}",
+                "commercial_use": [str(c) for c in commercial if c and c != "None"],
+                "derivatives": info.get("allowDerivatives") is not False,
+                "credit_required": info.get("allowNoCredit") is False}
+    return None
