@@ -15,13 +15,14 @@ from dashboard.services.downloads.transfer import RetryPolicy
 FAST_RETRY = RetryPolicy(attempts=6, base=0.01, cap=0.05)
 
 
-def write_preset(settings, preset_id: str, files: list[dict], dependencies: tuple[str, ...] = ()) -> None:
+def write_preset(settings, preset_id: str, files: list[dict], dependencies: tuple[str, ...] = (),
+                 gated: bool = False) -> None:
     """A user preset whose files are `{path, repo, file, size[, optional]}` on the fake hub."""
     folder = settings.data_dir / "presets"
     folder.mkdir(parents=True, exist_ok=True)
     data = {
         "id": preset_id, "name": preset_id.title(), "category": "Image Generation", "type": "image",
-        "dependencies": list(dependencies),
+        "dependencies": list(dependencies), "gated": gated,
         "files": [{"path": f["path"], "source": {"repo": f["repo"], "file": f["file"]}, "size": f["size"],
                    **({"optional": True} if f.get("optional") else {})} for f in files],
     }

@@ -33,12 +33,11 @@ def _is_frontend(folder: str | None) -> bool:
 
 
 NEWEST_FRONTEND = os.environ.get("COMFYUI_NEWEST_FRONTEND")
-requires_newest_frontend = pytest.mark.skipif(
-    not _is_frontend(NEWEST_FRONTEND),
-    reason="newest frontend: set COMFYUI_NEWEST_FRONTEND to the comfyui_frontend_package/static folder of an "
-           "unpacked newest comfyui-frontend-package wheel" + (
-               f" ({NEWEST_FRONTEND!r} has no index.html)" if NEWEST_FRONTEND else ""),
-)
+_NO_NEWEST = ("newest frontend: set COMFYUI_NEWEST_FRONTEND to the comfyui_frontend_package/static folder of an "
+              "unpacked newest comfyui-frontend-package wheel")
+if NEWEST_FRONTEND:
+    _NO_NEWEST += f" ({NEWEST_FRONTEND!r} has no index.html)"
+requires_newest_frontend = pytest.mark.skipif(not _is_frontend(NEWEST_FRONTEND), reason=_NO_NEWEST)
 # params for a module-scoped ComfyUI fixture: `@pytest.fixture(scope="module", params=FRONTENDS)`
 FRONTENDS = [pytest.param("pinned", id="pinned"),
              pytest.param("newest", id="newest", marks=requires_newest_frontend)]
@@ -53,7 +52,7 @@ def frontend_root(frontend: str | Path | None = None) -> str | None:
         return None
     if frontend == "newest":
         if not _is_frontend(NEWEST_FRONTEND):
-            pytest.skip(requires_newest_frontend.kwargs["reason"])
+            pytest.skip(_NO_NEWEST)
         frontend = NEWEST_FRONTEND
     if not _is_frontend(str(frontend)):
         raise ValueError(f"{frontend!r} is not a ComfyUI frontend's static folder (no index.html)")

@@ -399,3 +399,23 @@ async def test_a_dry_run_over_the_socket(app, civitai):
         assert result["success"] and result["data"]["path"] == "loras/socket.safetensors"
         assert result["data"]["source"]["kind"] == "civitai" and result["data"]["size_bytes"] == MB
     await nothing_queued(client)
+
+
+async def test_the_check_says_under_which_licence_the_file_is_published(app, hub, civitai):
+    hub.add_file("org/open", "open.safetensors", size=MB)
+    hub.licenses["org/open"] = "apache-2.0"
+    hub.add_file("org/quiet", "quiet.safetensors", size=MB)
+    civitai.add_version(51, model_id=7, name="styled.safetensors", size=MB)
+    client, _events = await app()
+
+    async def check(url):
+        response = await client.post("/api/models/download/check", json={"url": url, "type": "loras"})
+        assert response.status == 200, await response.text()
+        return (await response.json())["license"]
+
+    assert await check(f"{hub.url}/org/open/resolve/main/open.safetensors") == {
+        "name": "apache-2.0", "url": f"{hub.url}/org/open"}
+    assert await check(f"{hub.url}/org/quiet/resolve/main/quiet.safetensors") is None  # the card names none
+    assert await check(f"{civitai.url}/api/download/models/51") == {
+        "name": "Civitai model licence", "url": "https://civitai.com/models/7",
+        "commercial_use": ["Image", "RentCivit"], "derivatives": True, "credit_required": False}

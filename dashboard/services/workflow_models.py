@@ -54,10 +54,11 @@ class WorkflowModels:
         return (await self._assess(workflow)).answer
 
     async def install_missing(self, workflow: Any, priority: str = "normal", dry_run: bool = False
-                              ) -> tuple[int, dict[str, Any]]:
-        """(status, body): 202 with the job that fetches the missing files; 200 when nothing is left to
-        start (`installed`, or `downloading` already); with `dry_run`, 200 and the plan. Files that
-        cannot be installed are listed in `unavailable`; when no file can, the first one's error."""
+                              ) -> dict[str, Any]:
+        """Queue one job for the missing files that can be installed: `{status, download_id, files,
+        bytes_to_download, unavailable, downloading}`; nothing left to start is `installed` (or
+        `downloading`, the job already fetching them); with `dry_run`, the plan. Files that cannot be
+        installed are listed in `unavailable`; when no file can, the first one's error is raised."""
         assessed = await self._assess(workflow)
         files = assessed.answer["files"]
         downloading = [{"path": f["path"], "download_id": f["download_id"]} for f in files if f["download_id"]]
@@ -67,16 +68,16 @@ class WorkflowModels:
                        if not f["installed"] and not f["installable"]]
         extra = {"unavailable": unavailable, "downloading": downloading}
         if dry_run:
-            return 200, {**await self.downloads.plans.compose(tasks, sorted(assessed.gated)), **extra}
+            return {**await self.downloads.plans.compose(tasks, sorted(assessed.gated)), **extra}
         if not tasks:
             if unavailable and not downloading:
                 first = unavailable[0]["path"]
                 raise assessed.errors.get(first) or _no_source(first)
             status = "downloading" if downloading else "installed"
-            return 200, {"status": status, "download_id": downloading[0]["download_id"] if downloading else None,
+            return {"status": status, "download_id": downloading[0]["download_id"] if downloading else None,
                          "files": [], "bytes_to_download": 0, **extra}
         job = await self.downloads.queue_files(tasks, priority)
-        return 202, {"status": job.status.value, "download_id": job.id, "files": [t.path for t in tasks],
+        return {"status": job.status.value, "download_id": job.id, "files": [t.path for t in tasks],
                      "bytes_to_download": job.total_bytes, **extra}
 
     async def _assess(self, workflow: Any) -> _Assessment:

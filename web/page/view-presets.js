@@ -1,7 +1,9 @@
 // Presets: category tabs, search and filters, cards with size, VRAM and gated notice; install, uninstall and
-// live progress. A preset for a newer ComfyUI (`requires`) says so instead of offering to install.
+// live progress. A preset for a newer ComfyUI (`requires`) says so instead of offering to install. Install buttons
+// say what an install downloads now, dependencies included; Details opens the preset's detail dialog (preset-detail.js).
 
 import { fill, fmtBytes, fmtGb, h, uid } from "./dom.js";
+import { installLabel, openPresetDetail } from "./preset-detail.js";
 import { ACTIVE, downloadOfPreset, installPreset, loadPresets, on, store, uninstallPreset } from "./store.js";
 import { attempt, bar, confirmDialog, downloadControls, errorView, notice, progressText, toast } from "./widgets.js";
 
@@ -108,7 +110,10 @@ function presetCard(p) {
   const progress = bar(`Installation of ${p.name}`);
   const progressLine = h("p", { class: "small-text muted progress-line" });
   const status = h("div", { class: "card-status" });
-  const actions = h("div", { class: "actions" });
+  const buttons = h("span", { class: "button-group" });
+  const details = h("button", { type: "button", class: "button details-button", "aria-haspopup": "dialog",
+    "aria-label": `Details of ${p.name}`, text: "Details", onclick: () => openPresetDetail(p, details) });
+  const actions = h("div", { class: "actions" }, buttons, details);
   const el = h("article", { class: "card", "aria-labelledby": titleId, "data-preset": p.id },
     h("header", { class: "card-head" },
       h("h3", { id: titleId, text: p.name }),
@@ -116,9 +121,10 @@ function presetCard(p) {
     h("p", { class: "card-id muted", text: p.id }),
     h("p", { class: "card-text", text: p.description }),
     h("dl", { class: "facts" },
-      h("div", null, h("dt", { text: "Download" }), h("dd", { text: fmtBytes(p.download_bytes) })),
+      h("div", null, h("dt", { text: "Size" }), h("dd", { text: fmtBytes(p.download_bytes) })),
       h("div", null, h("dt", { text: "VRAM" }), h("dd", { text: p.vram_gb === null ? "not stated" : `${p.vram_gb} GB` })),
       h("div", null, h("dt", { text: "Source" }), h("dd", { text: { shipped: "curated", user: "yours", template: "ComfyUI template" }[p.source] || p.source }))),
+    installTotal(p),
     p.gated ? notice("warn", h("strong", { text: "Gated model. " }),
       "Set HF_TOKEN and accept the licence on the model's Hugging Face page before installing.") : null,
     status, actions);
@@ -139,20 +145,22 @@ function presetCard(p) {
     shownKey = key;
     if (running) {
       fill(status, progress.el, progressLine);
-      fill(actions, downloadControls(d, p.name));
+      fill(buttons, downloadControls(d, p.name));
     } else if (failed) {
       fill(status, notice("error", d.error ? errorView(d.error) : "The installation failed."));
-      fill(actions, downloadControls(d, p.name));
+      fill(buttons, downloadControls(d, p.name));
     } else if (p.requires) {
       fill(status, notice("info", newerComfyUI(p.requires)));
-      fill(actions);
+      fill(buttons);
     } else if (p.installed) {
       fill(status, h("p", { class: "installed", text: "✓ Installed" }));
-      fill(actions, h("button", { type: "button", class: "button danger", "aria-label": `Uninstall ${p.name}`, text: "Uninstall",
+      fill(buttons, h("button", { type: "button", class: "button danger", "aria-label": `Uninstall ${p.name}`, text: "Uninstall",
         onclick: () => uninstall(p) }));
     } else {
       fill(status);
-      fill(actions, h("button", { type: "button", class: "button primary", "aria-label": `Install ${p.name}`, text: "Install",
+      const total = p.install_bytes > 0 ? ` (${fmtBytes(p.install_bytes)})` : "";
+      fill(buttons, h("button", { type: "button", class: "button primary", "aria-label": `Install ${p.name}${total}`,
+        text: installLabel(p.install_bytes),
         onclick: async (event) => {
           event.currentTarget.disabled = true;
           const answer = await attempt(() => installPreset(p.id), `Install ${p.name}`);
@@ -163,6 +171,15 @@ function presetCard(p) {
   };
   update();
   return { el, update };
+}
+
+/** What installing downloads now when it is not the preset's own size: dependencies add to it, or files are here. */
+function installTotal(p) {
+  if (p.installed || p.requires || typeof p.install_bytes !== "number" || p.install_bytes === p.download_bytes) return null;
+  return h("p", { class: "small-text install-total" }, p.install_bytes > p.download_bytes
+    ? [h("strong", { text: `${fmtBytes(p.install_bytes)} to download` }),
+      ` with its dependencies (its own files: ${fmtBytes(p.download_bytes)}).`]
+    : [h("strong", { text: `${fmtBytes(p.install_bytes)} to download` }), ": some of its files are already here."]);
 }
 
 /** "Needs a newer ComfyUI: this one has no latent_upscale_models model folder." */

@@ -8,6 +8,7 @@ real location is outside them (through a symlinked folder inside them) is refuse
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ class Planner:
         targets = [(self.target(f.path), f.size) for f in files]
 
         def measure() -> list[dict[str, Any]]:
-            probes: dict[int, Path] = {}  # volume -> an existing folder on it
+            probes: dict[int, list[str]] = {}  # volume -> the existing folders on it the files go to
             needed: dict[int, int] = {}  # volume -> bytes still missing there
             for target, size in targets:
                 probe = target.parent
@@ -94,12 +95,13 @@ class Planner:
                     probe = probe.parent
                 have = bytes_held(target) if part_paths(target)[0].exists() else 0
                 volume = probe.stat().st_dev
-                probes.setdefault(volume, probe)
+                probes.setdefault(volume, []).append(str(probe))
                 needed[volume] = needed.get(volume, 0) + max(0, size - have)
             answer = []
             for volume, missing in needed.items():
-                free = shutil.disk_usage(probes[volume]).free
-                answer.append({"path": str(probes[volume]), "free_bytes": free, "needed_bytes": missing,
+                where = os.path.commonpath(probes[volume])  # the folder holding them all, e.g. the models folder
+                free = shutil.disk_usage(where).free
+                answer.append({"path": where, "free_bytes": free, "needed_bytes": missing,
                                "fits": free >= missing + DISK_MARGIN})
             return answer
 
