@@ -103,7 +103,9 @@ def _plan_text(plan: dict) -> str:
     for f in plan["files"]:
         state = (f"download {human_size(f['bytes_to_download'])}" if f["download"]
                  else "verified" if f["verified"] else "present" if f["present"] else "optional, skipped")
-        shared = f"  (also in {', '.join(f['shared_with'])})" if f["shared_with"] else ""
+        others = f["shared_with"]
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        shared = f"  (also in {', '.join(others[:3])}{more})" if others else ""
         lines.append(f"  {f['path']:<60} {human_size(f['size_bytes']):>9}  {state}{shared}")
     for v in plan["volumes"]:
         verdict = "fits" if v["fits"] else "DOES NOT FIT"

@@ -578,11 +578,22 @@ EXTENSION_DIR = "comfyui-dashboard"
 _FRONTEND_APP = """
 // The frontend's extension API: registerExtension (setup runs once the app is up), a sidebar tab
 // toggled by a button labelled with its tooltip (render() gets a new element on every open, destroy()
-// runs on close), toasts.
+// runs on close; sidebarTab.activeSidebarTabId names the open one), toasts, the graph (serialize()
+// gives the workflow as the editor saves it; loadGraphData() replaces it, then runs every extension's
+// afterConfigureGraph), and commands (executed ones are recorded in window.commandsRun).
 const extensions = [];
+let graphData = { nodes: [], links: [], version: 0.4 };
+window.commandsRun = [];
 export const app = {
   registerExtension(extension) { extensions.push(extension); },
+  graph: { serialize: () => JSON.parse(JSON.stringify(graphData)) },
+  async loadGraphData(data) {
+    graphData = JSON.parse(JSON.stringify(data));
+    for (const extension of extensions) if (extension.afterConfigureGraph) await extension.afterConfigureGraph([]);
+  },
   extensionManager: {
+    sidebarTab: { activeSidebarTabId: null },
+    command: { async execute(id) { window.commandsRun.push(id); } },
     registerSidebarTab(tab) {
       let open = null;
       const button = document.createElement("button");
@@ -592,10 +603,12 @@ export const app = {
         if (open) {
           open.remove();
           open = null;
+          app.extensionManager.sidebarTab.activeSidebarTabId = null;
           if (tab.destroy) tab.destroy();
           return;
         }
         open = document.createElement("div");
+        app.extensionManager.sidebarTab.activeSidebarTabId = tab.id;
         tab.render(open); // as ComfyUI's frontend does: before the element is in the page
         document.getElementById("sidebar").append(open);
       });

@@ -169,7 +169,7 @@ def test_presets_for_a_newer_comfyui_say_so_instead_of_offering_to_install(comfy
         page.goto(url + "/dashboard/#/presets")
         card = page.locator('article[data-preset="LTX_2_T2V"]')
         expect(card).to_contain_text("Needs a newer ComfyUI: this one has no latent_upscale_models model folder.")
-        expect(card.get_by_role("button")).to_have_count(0)
+        expect(card.get_by_role("button", name=re.compile("^Install"))).to_have_count(0)
         expect(page.locator('article[data-preset="WAN_22_5B_TIV2"]').get_by_role("button", name=re.compile(
             "^Install "))).to_be_visible()
 
@@ -195,3 +195,55 @@ def test_a_dashboard_that_failed_to_start_says_why_and_stops_trying(comfyui, mon
         tab = open_tab(page)
         expect(tab.get_by_role("alert")).to_contain_text("ComfyUI Dashboard failed to start")
         assert page.evaluate("window.socketsOpened") == 0  # health is asked first: no socket to a dashboard that failed
+
+
+def needing_workflow(hub_url: str, name: str = "needed.safetensors") -> dict:
+    """A workflow as the editor saves it: one checkpoint loader whose model is declared with its URL on the hub."""
+    return {"id": "0d5c", "revision": 0, "last_node_id": 1, "last_link_id": 0, "links": [], "groups": [],
+            "config": {}, "extra": {}, "version": 0.4, "nodes": [{
+                "id": 1, "type": "CheckpointLoaderSimple", "pos": [0, 0], "size": [315, 98], "flags": {}, "order": 0,
+                "mode": 0, "inputs": [], "outputs": [],
+                "properties": {"Node name for S&R": "CheckpointLoaderSimple", "models": [{
+                    "name": name, "url": f"{hub_url}/org/needed/resolve/main/{name}", "directory": "checkpoints"}]},
+                "widgets_values": [name]}]}
+
+
+def test_the_open_workflow_says_what_it_misses_and_installs_it_then_refreshes_the_loaders(comfyui, tmp_path, hub,
+                                                                                          browser):
+    from playwright.sync_api import expect
+
+    hub.add_file("org/needed", "needed.safetensors", size=3 * 1024 * 1024)
+    with comfyui() as url, browser() as context:
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(url + "/")
+        page.wait_for_function("window.app")
+        page.evaluate("(w) => window.app.loadGraphData(w)", needing_workflow(hub.url))
+        notice = page.get_by_role("status").filter(has_text=re.compile("^This workflow is missing 1 model file"))
+        expect(notice).to_contain_text("Open the Dashboard tab")  # said with the tab closed
+        tab = open_tab(page)
+        needs = tab.get_by_role("region", name="This workflow")
+        expect(needs).to_contain_text("1 of 1 model files missing.")
+        expect(needs.get_by_role("list", name="Missing model files")).to_contain_text("needed.safetensors")
+        needs.get_by_role("button", name="Install 1 missing file (3.1 MB)").click()
+        expect(needs).to_contain_text("✓ All 1 model file it loads is installed.", timeout=30_000)
+        assert (tmp_path / "models" / "checkpoints" / "needed.safetensors").stat().st_size == 3 * 1024 * 1024
+        page.wait_for_function("window.commandsRun.includes('Comfy.RefreshNodeDefinitions')")
+        expect(page.get_by_role("status").filter(has_text=re.compile("^needed.safetensors installed"))).to_be_visible()
+        assert page.get_by_role("status").filter(has_text="This workflow is missing").count() == 1  # told once
+        assert errors == []
+
+
+def test_a_workflow_whose_files_cannot_be_installed_says_why(comfyui, hub, browser):
+    from playwright.sync_api import expect
+
+    workflow = needing_workflow("https://example.com")  # not a host downloads may come from
+    with comfyui() as url, browser() as context:
+        page = context.new_page()
+        page.goto(url + "/")
+        tab = open_tab(page)
+        page.evaluate("(w) => window.app.loadGraphData(w)", workflow)
+        needs = tab.get_by_role("region", name="This workflow")
+        expect(needs).to_contain_text("example.com is not a host downloads may come from")
+        expect(needs.get_by_role("button")).to_have_count(0)
+        assert not page.get_by_role("status").filter(has_text="This workflow is missing").count()  # the tab is open

@@ -68,7 +68,7 @@ def test_sidebar_tab_is_live_and_installs_a_preset(comfyui, browser):
         expect(tab.get_by_role("progressbar", name="Progress of Sidebar Tiny")).to_have_attribute(
             "aria-valuenow", re.compile(r"^[1-9]\d*$"))
         screenshot(page, "comfyui-sidebar", clip={"x": 0, "y": 0, "width": 760, "height": 560})
-        expect(page.get_by_text("Sidebar Tiny installed")).to_be_visible(timeout=60_000)  # ComfyUI's toast
+        expect(page.get_by_text("Sidebar Tiny installed", exact=True)).to_be_visible(timeout=60_000)  # ComfyUI's toast
         expect(tab.get_by_role("region", name="Downloads")).to_contain_text("No downloads running.")
         assert (base / "models" / "loras" / "sidebar_tiny.safetensors").stat().st_size == 6 * MB
         # closing and reopening the tab renders it afresh from the state kept outside the DOM

@@ -1,12 +1,13 @@
-// ComfyUI Dashboard: a sidebar tab in ComfyUI's editor. Live through the dashboard's WebSocket: gauges,
-// active downloads with controls, quick preset install, queue summary, a link to the full page, and a toast
-// when a download completes or fails. State lives here, outside the element render() gets, because the
-// tab's element is new every time it opens.
+// ComfyUI Dashboard: a sidebar tab in ComfyUI's editor. Live through the dashboard's WebSocket: what the open
+// workflow needs, gauges, active downloads with controls, quick preset install, queue summary, a link to the
+// full page, and a toast when a download completes or fails. State lives here, outside the element render()
+// gets, because the tab's element is new every time it opens.
 //
-// The live feed (live.js), the DOM helper and the formatting (dom.js) are the dashboard page's own modules,
-// imported from the dashboard (<dashboard>/assets/...) once its health check answers: one client and one
-// size rule for the page and the tab. A dashboard that failed to start answers 503 DASHBOARD_UNAVAILABLE to
-// everything, those files included: the tab then says why in plain DOM, and stops trying.
+// The live feed (live.js), the DOM helper and the formatting (dom.js) and what the open workflow needs
+// (workflow-needs.js) are the dashboard page's own modules, imported from the dashboard
+// (<dashboard>/assets/...) once its health check answers: one client and one size rule for the page and the
+// tab. A dashboard that failed to start answers 503 DASHBOARD_UNAVAILABLE to everything, those files
+// included: the tab then says why in plain DOM, and stops trying.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -23,10 +24,12 @@ const state = {
   queue: null, // {pending, running} or {error}
   presets: null,
   search: "",
+  labels: new Map(), // download id -> what a download without a preset fetches
 };
 let view = null; // the open tab's elements
 let live = null; // the feed, once the dashboard's modules are here
 let presetsLoading = null;
+let needs = null; // workflow-needs.js, once imported
 
 // The page's DOM helper and formatting (dom.js), null until imported. The size rules are exported so that
 // tests can hold them against the page's.
@@ -46,9 +49,10 @@ async function boot(tries = 0) {
   }
   let dom;
   let feed;
+  let workflows;
   try {
     const again = tries ? `?try=${tries}` : ""; // the browser remembers a failed import by its URL
-    [dom, feed] = await Promise.all([import(`${base()}/assets/dom.js${again}`), import(`${base()}/assets/live.js${again}`)]);
+    [dom, feed, workflows] = await Promise.all(["dom", "live", "workflow-needs"].map((name) => import(`${base()}/assets/${name}.js${again}`)));
   } catch {
     state.connection = "waiting";
     draw();
@@ -56,6 +60,12 @@ async function boot(tries = 0) {
     return;
   }
   ({ h, fmtBytes, fmtPct, fmtRate } = dom);
+  needs = workflows;
+  needs.followWorkflows({ app, call, notify, tabOpen, redraw: drawWorkflow, started: (id, label) => {
+    state.labels.set(id, label);
+    draw();
+  } });
+  needs.workflowChanged(); // the workflow the editor opened while these were on their way
   live = new feed.Live(feed.socketUrl(`${base()}/ws`, location.href), CHANNELS, { beforeRetry: async () => {
     const reason = await whyUnavailable();
     if (reason) fail(reason); // it will not start by itself: no more tries until ComfyUI restarts
@@ -107,15 +117,16 @@ function onMessage(m) {
   } else if (m.type === "download_complete") {
     const old = state.downloads.get(d.download_id);
     if (old) old.status = d.status === "success" ? "completed" : d.status; // or failed, cancelled
+    needs.downloadEnded(d);
     if (d.status === "success") {
-      named(d.preset_id).then((name) => notify("success", `${name} installed`, `Downloaded in ${d.time_taken_seconds}s.`));
+      downloadName(d.download_id, d.preset_id, d.paths).then((name) => notify("success", `${name} installed`, `Downloaded in ${d.time_taken_seconds}s.`));
       const preset = state.presets && state.presets.find((p) => p.id === d.preset_id);
       if (preset) preset.installed = true;
       drawPresets();
     }
   } else if (m.type === "error" && d.details && d.details.download_id) {
     // The message says what to do (for a gated model: accept the licence, set HF_TOKEN).
-    named(d.details.preset_id).then((name) => notify("error", `${name}: download failed`, d.message));
+    downloadName(d.details.download_id, d.details.preset_id).then((name) => notify("error", `${name}: download failed`, d.message));
   } else {
     return;
   }
@@ -123,6 +134,7 @@ function onMessage(m) {
 }
 
 function fromApi(x) {
+  if (!x.preset_id && x.path && !state.labels.has(x.id)) state.labels.set(x.id, x.path.split("/").pop());
   return { id: x.id, preset_id: x.preset_id, status: x.status, progress: x.progress,
     speed: x.status === "downloading" ? fmtRate(x.speed_mbps) : null, eta: null };
 }
@@ -158,10 +170,21 @@ const nameOf = (presetId) => {
   return preset ? preset.name : presetId;
 };
 
-/** A preset's name, reading the presets first if this page has not yet (the tab may never have been opened). */
-async function named(presetId) {
+/** What a download fetches, as a name: its preset's (read first if this page has not yet: the tab may never
+ * have been opened), else what the editor or the feed said of it, else its files. */
+async function downloadName(downloadId, presetId, paths) {
+  if (!presetId) {
+    const files = paths && paths.length ? (paths.length === 1 ? paths[0].split("/").pop() : `${paths.length} model files`) : "A model";
+    return state.labels.get(downloadId) || files;
+  }
   if (!state.presets) await loadPresets();
   return nameOf(presetId);
+}
+
+/** Whether this tab is the sidebar's open one. */
+function tabOpen() {
+  const tabs = app.extensionManager && app.extensionManager.sidebarTab;
+  return tabs && "activeSidebarTabId" in tabs ? tabs.activeSidebarTabId === TAB_ID : Boolean(view);
 }
 
 // ---- the tab ----
@@ -195,6 +218,8 @@ const STYLE = `
 .cdash a { color: #4aa8ff; }
 .cdash-preset { display: flex; justify-content: space-between; align-items: center; gap: 6px; padding: 4px 0; }
 .cdash-preset span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.cdash-needs { margin: 4px 0; padding-left: 16px; }
+.cdash-needs li { margin: 2px 0; overflow-wrap: anywhere; }
 `;
 
 /** The tab's frame, in plain DOM (a dashboard that failed to start sends no dom.js): title, state, failure. */
@@ -212,6 +237,7 @@ function addSections() {
       drawPresets();
     } });
   Object.assign(view, {
+    workflow: h("div"),
     vitals: h("div", { "aria-label": "System" }),
     downloads: h("div"),
     presets: h("div"),
@@ -219,6 +245,7 @@ function addSections() {
     link: h("a", { href: `${base()}/`, target: "_blank", rel: "noopener", text: "Open the full dashboard ↗" }),
   });
   view.root.append(
+    h("section", { "aria-label": "This workflow" }, h("h3", { text: "This workflow" }), view.workflow),
     h("section", { "aria-label": "System" }, h("h3", { text: "System" }), view.vitals),
     h("section", { "aria-label": "Downloads" }, h("h3", { text: "Downloads" }), view.downloads),
     h("section", { "aria-label": "Install a preset" }, h("h3", { text: "Install a preset" }), search, view.presets),
@@ -277,6 +304,7 @@ function draw() {
   view.failure.textContent = failed ? state.failure : "";
   if (!view.vitals) return; // the rest of the tab comes with the dashboard's modules
   for (const part of [...view.root.querySelectorAll("section"), view.link]) part.hidden = failed;
+  drawWorkflow();
   drawVitals();
   drawDownloads();
   drawQueue();
@@ -284,6 +312,10 @@ function draw() {
     const again = [...view.root.querySelectorAll("[aria-label]")].find((node) => node.getAttribute("aria-label") === focused);
     if (again) again.focus();
   }
+}
+
+function drawWorkflow() {
+  if (view && view.workflow) view.workflow.replaceChildren(...needs.drawNeeds(h, fmtBytes).filter(Boolean));
 }
 
 function drawVitals() {
@@ -315,7 +347,7 @@ function drawDownloads() {
     return;
   }
   view.downloads.replaceChildren(...active.map((d) => {
-    const name = nameOf(d.preset_id);
+    const name = d.preset_id ? nameOf(d.preset_id) : state.labels.get(d.id) || "Model download";
     const fill = h("span", { style: { width: `${d.progress || 0}%` } });
     const button = (label, method, path) => h("button", { type: "button", "aria-label": `${label} download of ${name}`, text: label,
       onclick: () => act(`${label} ${name}`, method, path) });
@@ -377,5 +409,8 @@ app.registerExtension({
         view = null;
       },
     });
+  },
+  afterConfigureGraph() { // a workflow was opened or loaded, or its tab switched to
+    if (needs) needs.workflowChanged();
   },
 });
