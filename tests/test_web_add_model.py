@@ -1,5 +1,5 @@
-"""The Models view's "Add a model" form in a real browser: Check (the dry run) shows the file, its size and its
-source and queues nothing; Download starts it and it completes; a bad URL shows the server's error, field named.
+"""The Models view's "Add a model" form in a real browser: Check (the dry run) shows the file, its size, its
+source and licence and queues nothing; Download starts it and it completes; a bad URL shows the server's error, field named.
 
 Synchronisation is Playwright's auto-waiting `expect(...)` only. Screenshots: test-output/screenshots/.
 """
@@ -22,6 +22,7 @@ def test_add_a_model_from_a_hub_url_check_then_download(settings, hub, browser):
     from playwright.sync_api import expect
 
     hub_file = hub.add_file("org/tiny", "weights/tiny.safetensors", size=3 * MB)
+    hub.licenses["org/tiny"] = "openrail++"
     url_of_file = f"{hub.url}/org/tiny/resolve/main/weights/tiny.safetensors"
     with live_server(settings.replace(hf_endpoint=hub.url)) as url, browser() as context:
         page = context.new_page()
@@ -40,6 +41,8 @@ def test_add_a_model_from_a_hub_url_check_then_download(settings, hub, browser):
         expect(facts.locator('[data-fact="path"]')).to_have_text("loras/hub/tiny.safetensors")
         expect(facts.locator('[data-fact="size"]')).to_have_text("3.1 MB")
         expect(facts.locator('[data-fact="source"]')).to_contain_text("Hugging Face: org/tiny")
+        licence = facts.locator('[data-fact="license"]').get_by_role("link", name="openrail++")
+        expect(licence).to_have_attribute("href", f"{hub.url}/org/tiny")
         assert fetch_json(url + "/api/downloads")["total"] == 0  # a check queues nothing
         assert not (settings.models_dir / "loras" / "hub").exists()
         screenshot(page, "models-add")

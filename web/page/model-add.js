@@ -9,6 +9,17 @@ import { errorView, notice, toast } from "./widgets.js";
 const FIELD_NAMES = { url: "URL", type: "Folder", filename: "File name", subfolder: "Subfolder" };
 
 /** Where a dry run says the file comes from, for a person. */
+/** The licence a check names: its name, linked to where it can be read, and Civitai's permissions. */
+function licenseView(license) {
+  if (!license) return "not stated by the source: check it before use";
+  const permissions = license.commercial_use ? [
+    license.commercial_use.length ? `commercial use: ${license.commercial_use.join(", ")}` : "no commercial use",
+    license.derivatives ? "derivatives allowed" : "no derivatives",
+    license.credit_required ? "credit required" : null].filter(Boolean).join("; ") : "";
+  return [license.url ? h("a", { href: license.url, target: "_blank", rel: "noopener noreferrer", text: license.name })
+    : license.name, permissions ? ` (${permissions})` : ""];
+}
+
 export function sourceText(source) {
   if (!source) return "unknown";
   if (source.kind === "huggingface") return `Hugging Face: ${source.repo} (${source.repo_file}, ${source.revision})`;
@@ -79,7 +90,8 @@ export function addModelForm() {
         h("dt", { text: "File" }), h("dd", { class: "break", "data-fact": "name", text: name }),
         h("dt", { text: "Path" }), h("dd", { class: "break", "data-fact": "path", text: answer.path }),
         h("dt", { text: "Size" }), h("dd", { "data-fact": "size", text: answer.size_bytes ? fmtBytes(answer.size_bytes) : "unknown" }),
-        h("dt", { text: "Source" }), h("dd", { class: "break", "data-fact": "source", text: sourceText(answer.source) })),
+        h("dt", { text: "Source" }), h("dd", { class: "break", "data-fact": "source", text: sourceText(answer.source) }),
+        h("dt", { text: "Licence" }), h("dd", { class: "break", "data-fact": "license" }, licenseView(answer.license))),
       answer.exists ? notice("warn", "A file is already at this path.") : null);
       checked = data;
       download.disabled = false;
