@@ -60,6 +60,8 @@ class Settings:
     yield_share: float = 0.25
     max_queue: int = 100
     official_templates: bool = True
+    library_scan: bool = True
+    civitai_lookup: bool = False
     extra_model_paths: Path | None = None
     hf_token: str | None = field(default=None, repr=False)
     hf_endpoint: str | None = None
@@ -304,6 +306,8 @@ _SETTINGS = (
     _Setting("yield_share", "DASHBOARD_YIELD_SHARE", _real(0.01, 1.0), 0.25),
     _Setting("max_queue", "DASHBOARD_MAX_QUEUE", _integer(1, 100_000), 100),
     _Setting("official_templates", "DASHBOARD_OFFICIAL_TEMPLATES", _flag, True),
+    _Setting("library_scan", "DASHBOARD_LIBRARY_SCAN", _flag, True),
+    _Setting("civitai_lookup", "DASHBOARD_CIVITAI_LOOKUP", _flag, False),
     _Setting("extra_model_paths", "DASHBOARD_EXTRA_MODEL_PATHS", _path),
     _Setting("hf_token", "HF_TOKEN", _plain),
     _Setting("hf_endpoint", "HF_ENDPOINT", _url),

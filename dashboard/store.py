@@ -1,4 +1,5 @@
-"""SQLite state (stdlib sqlite3): downloads, installed files, users and revoked tokens.
+"""SQLite state (stdlib sqlite3): downloads, installed files, the library's hashes and usage, users
+and revoked tokens.
 
 One connection, used from one thread of its own: every method is a coroutine that runs its SQL
 off the event loop, and rows come back by column name (`sqlite3.Row`, handed out as dicts). WAL
@@ -55,6 +56,24 @@ CREATE TABLE IF NOT EXISTS installed_files (
     commit_hash TEXT,
     preset_id TEXT,
     installed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    hashed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_usage (
+    path TEXT PRIMARY KEY,
+    last_used REAL NOT NULL,
+    use_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lookups (
+    key TEXT PRIMARY KEY,
+    answer TEXT,
+    fetched_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY,
@@ -203,6 +222,49 @@ class Store:
     async def installed_files(self) -> dict[str, dict[str, Any]]:
         """The manifest: path -> its record."""
         return {row["path"]: row for row in await self._run(self._rows, "SELECT * FROM installed_files")}
+
+    # the library
+
+    async def file_hashes(self) -> dict[str, tuple[int, int, int, str]]:
+        """path -> (size, mtime_ns, inode, sha256) of every file hashed."""
+        rows = await self._run(lambda: self._db.execute(
+            "SELECT path, size, mtime_ns, inode, sha256 FROM file_hashes").fetchall())
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    async def save_hashes(self, entries: list[tuple[str, int, int, int, str]]) -> None:
+        """Remember (path, size, mtime_ns, inode, sha256) of files just hashed."""
+        now = time.time()
+        await self._run(lambda: self._db.executemany(
+            "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, inode, sha256, hashed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [(*entry, now) for entry in entries]))
+
+    async def forget_hashes(self, paths: list[str]) -> None:
+        """Drop the hashes of files that are gone."""
+        await self._run(lambda: self._db.executemany("DELETE FROM file_hashes WHERE path = ?", [(p,) for p in paths]))
+
+    async def record_use(self, paths: list[str], when: float) -> None:
+        """One more use of each model file, at `when`."""
+        await self._run(lambda: self._db.executemany(
+            "INSERT INTO model_usage (path, last_used, use_count) VALUES (?, ?, 1) ON CONFLICT(path) "
+            "DO UPDATE SET last_used = MAX(last_used, excluded.last_used), use_count = use_count + 1",
+            [(p, when) for p in paths]))
+
+    async def usage(self) -> dict[str, tuple[float, int]]:
+        """path -> (last_used, use_count)."""
+        rows = await self._run(lambda: self._db.execute(
+            "SELECT path, last_used, use_count FROM model_usage").fetchall())
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    async def lookup(self, key: str) -> tuple[Any, float] | None:
+        """A remembered answer of a remote service (JSON, may be null) and when it was fetched."""
+        row = await self._run(lambda: self._db.execute(
+            "SELECT answer, fetched_at FROM lookups WHERE key = ?", (key,)).fetchone())
+        return None if row is None else (json.loads(row[0]) if row[0] is not None else None, row[1])
+
+    async def remember_lookup(self, key: str, answer: Any) -> None:
+        await self._run(lambda: self._db.execute(
+            "INSERT OR REPLACE INTO lookups (key, answer, fetched_at) VALUES (?, ?, ?)",
+            (key, json.dumps(answer) if answer is not None else None, time.time())))
 
     # users and tokens
 

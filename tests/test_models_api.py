@@ -69,7 +69,7 @@ async def test_lists_model_files_as_in_the_spec(client, settings):
     first = body["models"][0]
     assert first == {"path": "checkpoints/wan21.safetensors", "type": "checkpoints", "size_gb": 0.0,
                      "size_bytes": 100, "modified": "2026-02-15T10:00:00Z", "preset": None,
-                     "source": None}
+                     "source": None, "sha256": None, "last_used": None, "use_count": 0}  # not hashed: no scan here
     assert body["models"][-1]["size_gb"] == 1.5
     assert body["total"] == 5 and body["total_size_bytes"] == 100 + 10 + 20 + 16 + 3 * 1024**3 // 2
     assert body["total_size_gb"] == 1.5

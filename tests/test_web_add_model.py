@@ -1,5 +1,6 @@
 """The Models view's "Add a model" form in a real browser: Check (the dry run) shows the file, its size, its
-source and licence and queues nothing; Download starts it and it completes; a bad URL shows the server's error, field named.
+source and licence and queues nothing; Download starts it and it completes; a bad URL shows the server's error,
+field named.
 
 Synchronisation is Playwright's auto-waiting `expect(...)` only. Screenshots: test-output/screenshots/.
 """

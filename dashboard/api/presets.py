@@ -22,6 +22,7 @@ PRESET_SUMMARY = obj(
     download_size=STRING, download_bytes=INTEGER, install_bytes=INTEGER, installed=BOOLEAN, use_case=STRING,
     tags=array(STRING),
     source={"enum": ["shipped", "user", "template"]}, gated=BOOLEAN, vram_gb=nullable(NUMBER), requires=REQUIRES,
+    update_available=BOOLEAN,
 )
 PRESET_LIST = obj(
     presets=array(PRESET_SUMMARY), total=INTEGER, filtered=INTEGER, categories=array(STRING),

@@ -20,6 +20,7 @@ from .downloads.limits import Limits, LimitSettings
 from .downloads.manager import DownloadManager
 from .downloads.sources import Tokens
 from .gpu import GpuReader
+from .library.service import Library
 from .model_index import ModelIndex
 from .models import ModelService, standalone_model_roots
 from .page import PageFiles
@@ -75,6 +76,11 @@ class Services:
         self.workflows = WorkflowLibrary(SHIPPED_WORKFLOWS, settings.data_dir / "workflows", self.catalogue,
                                          self.index, templates=settings.official_templates, threads=threads)
         self.workflow_models = WorkflowModels(self.presets, self.downloads)
+        self.library = Library(self.index, self.presets, self.store, self.bus, backend, self.downloads,
+                               self.models.deleter, self.downloads.tokens, settings.data_dir, threads,
+                               scan=settings.library_scan, civitai_lookup=settings.civitai_lookup)
+        self.models.library = self.library
+        self.presets.updated = self.library.updates.paths
         self.queue = QueueService(backend, self.workflows)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password, threads=threads) if settings.enable_auth else None
@@ -100,6 +106,7 @@ class Services:
                             "control this machine. Set ENABLE_AUTH=true and DASHBOARD_ADMIN_PASSWORD.",
                             self.settings.host)
             await self.downloads.start()
+            await self.library.start()
         except BaseException:
             await self.stop()
             raise
@@ -132,6 +139,7 @@ class Services:
             return
         self.started = False
         try:
+            await self.library.stop()
             await self.downloads.stop()
             await self.store.close()
             await self.system.stop()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..comfy.backend import ComfyBackend
 from ..comfy.extra_paths import add_extra_paths, load_extra_model_paths
@@ -28,7 +29,11 @@ from .presets import PresetService
 from .sizes import gb, iso_utc
 from .system import SystemMonitor
 
-SORTS = ("path", "name", "size", "modified")
+if TYPE_CHECKING:
+    from .library.service import Library
+
+SORTS = ("path", "name", "size", "modified", "last_used")
+_DAY = 86400
 _VIEWS_KEPT = 32
 
 
@@ -138,25 +143,52 @@ class ModelService:
         self.deleter = ModelDeleter(index, backend, threads)
         #: path -> the verified record of a file the dashboard installed (the download manager's)
         self.installed: Mapping[str, dict[str, Any]] = {}
+        #: The library (hashes, usage), once the store it reads is there.
+        self.library: Library | None = None
 
     # reading
 
     async def list(self, folder_type: str | None = None, search: str | None = None, sort: str = "path",
-                   order: str = "asc", limit: int = 1000, offset: int = 0) -> dict[str, Any]:
-        """The body of GET /api/models. Raises INVALID_REQUEST for an unknown type."""
+                   order: str = "asc", limit: int = 1000, offset: int = 0, duplicates: bool = False,
+                   unused_days: int | None = None) -> dict[str, Any]:
+        """The body of GET /api/models. Raises INVALID_REQUEST for an unknown type.
+
+        `duplicates`: only files whose hash another file has, group by group (the copy a cleanup
+        keeps first), with the groups; `unused_days`: only files neither used by a prompt nor
+        changed in that many days; `sort=last_used`: by the last prompt that used them."""
         if folder_type is not None:
             folder_type = self.index.require_type(folder_type)
         inventory = await self.inventory()
         owner = self._owner_lookup()
+        library = self.library
+        groups = (await library.duplicates())["groups"] if duplicates and library is not None else None
+        hashes = library.hashes if library is not None else None
+        usage = library.usage.of if library is not None else (lambda path: (None, 0))
+        since = time.time() - unused_days * _DAY if unused_days is not None else None
 
         def page() -> tuple[list[dict[str, Any]], int, int]:
-            selected, size = inventory.view(folder_type, search or None, sort, order == "desc")
-            models = [{**inventory.entry(p), "preset": owner(p), "source": source_of(self.installed.get(p))}
-                      for p in selected[offset:offset + limit]]
+            view = "path" if sort == "last_used" else sort
+            selected, size = inventory.view(folder_type, search or None, view, order == "desc")
+            rows = inventory.rows
+            if since is not None:
+                selected = [p for p in selected if max(usage(p)[0] or 0, rows[p][MODIFIED]) < since]
+            if sort == "last_used":
+                selected = sorted(selected, key=lambda p: (usage(p)[0] or 0, p), reverse=order == "desc")
+            if groups is not None:
+                wanted = set(selected)
+                selected = [f["path"] for g in groups for f in g["files"] if f["path"] in wanted]
+            if selected is not inventory.paths:
+                size = sum(rows[p][SIZE] for p in selected)
+            models = []
+            for p in selected[offset:offset + limit]:
+                last_used, use_count = usage(p)
+                models.append({**inventory.entry(p), "preset": owner(p), "source": source_of(self.installed.get(p)),
+                               "sha256": hashes.sha256(p, rows[p][SIZE]) if hashes is not None else None,
+                               "last_used": iso_utc(last_used) if last_used else None, "use_count": use_count})
             return models, len(selected), size
 
         models, total, total_bytes = await self.threads.run(page)
-        return {
+        body = {
             "models": models,
             "total": total,
             "total_size_gb": gb(total_bytes),
@@ -165,6 +197,9 @@ class ModelService:
             "limit": limit,
             "problems": list(self.index.problems),
         }
+        if groups is not None:
+            body.update(groups=groups, reclaimable_bytes=sum(g["reclaimable_bytes"] for g in groups))
+        return body
 
     async def types(self) -> dict[str, Any]:
         """The body of GET /api/models/types: every folder type, with 0 for empty ones."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +38,8 @@ class PresetService:
         self.index = index
         self.hf_endpoint = hf_endpoint
         self.progress: InstallProgress | None = None
+        #: The model-folder paths that have a newer version at their source, as last checked.
+        self.updated: Callable[[], set[str]] = set
         #: Files the download manager fetched and verified: path -> {size, sha256, ...}.
         self.verified: dict[str, dict[str, Any]] = {}
 
@@ -200,6 +203,7 @@ class PresetService:
             "gated": preset.gated,
             "vram_gb": preset.vram_gb,
             "requires": requires(preset) if preset.missing_folders else None,
+            "update_available": any(f.path in updated for f in preset.files) if (updated := self.updated()) else False,
         }
 
     def _file(self, state: FileState) -> dict[str, Any]:

@@ -428,11 +428,12 @@ class DownloadManager:
                     raise OutsideModelFolders(f"{f.path} is not written: {outside[f.path]}")
                 installed_at = time.time()
                 source = file_source(f.spec)
+                owner = f.spec.get("preset_id") or job.preset_id  # an update keeps the file's preset
                 result = await self.transfer.fetch(
                     target, f.spec, lambda done, total, connections: self._progress(job, f, done, total, connections),
-                    {"preset_id": job.preset_id, "installed_at": installed_at, "source": source})
+                    {"preset_id": owner, "installed_at": installed_at, "source": source})
                 record = {"path": f.path, "size": result.size, "sha256": result.sha256, "etag": result.etag,
-                          "commit_hash": result.commit, "preset_id": job.preset_id, "installed_at": installed_at,
+                          "commit_hash": result.commit, "preset_id": owner, "installed_at": installed_at,
                           "source": source}
                 self.installed[f.path] = {**record, "mtime_ns": result.mtime_ns}
                 self.index.invalidate()
