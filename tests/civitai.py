@@ -12,6 +12,9 @@ Routes, as Civitai answers a client that is not a browser (JSON errors):
 * ``GET /api/v1/model-versions/{id}``: the version (``modelId``, ``air``, ``files[]`` with ``name``,
   ``sizeKB``, ``hashes.SHA256`` in upper-case hex, ``downloadUrl``, ``primary``); 404
   ``{"error": "Model not found"}`` for an unknown one. Public: no token needed.
+* ``GET /api/v1/model-versions/by-hash/{sha256}``: the version whose file has that hash (any case),
+  with ``trainedWords`` and ``images`` (a 1x1 PNG on the CDN, ``/images/{id}.png``); 404 ``{"error":
+  "Model not found"}`` for a hash Civitai does not know.
 * ``GET /api/v1/models/{id}``: the model with its licence permissions (``allowNoCredit``,
   ``allowCommercialUse`` as a list, ``allowDerivatives``, ``allowDifferentLicense``) and
   ``modelVersions`` newest first; 404 for an unknown one.
@@ -45,6 +48,9 @@ from hub import RecordedRequest, listen, serving_on
 _CIVITAI = web.AppKey("civitai", object)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _BROWSERS = ("mozilla", "chrome", "safari", "firefox", "opera", "edge")
+#: A 1x1 PNG: every version's preview image.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8"
+                    "ffff3f0005fe02fea7d6a4920000000049454e44ae426082")
 
 
 @dataclass
@@ -58,6 +64,7 @@ class CivitaiVersion:
     access: str = "public"  # "public", "login" or "early_access"
     model_type: str = "LORA"
     buyers: set[str] = field(default_factory=set)
+    trained_words: list[str] = field(default_factory=list)
 
     @property
     def sha256(self) -> str:
@@ -100,8 +107,25 @@ async def _version(request: web.Request) -> web.Response:
     version = civitai.versions.get(int(request.match_info["id"]))
     if version is None:
         return web.json_response({"error": "Model not found"}, status=404)
+    return web.json_response(_version_answer(civitai, version))
+
+
+async def _by_hash(request: web.Request) -> web.Response:
+    civitai: FakeCivitai = request.app[_CIVITAI]
+    wanted = request.match_info["hash"].lower()
+    version = next((v for v in civitai.versions.values() if v.sha256 == wanted), None)
+    if version is None:
+        return web.json_response({"error": "Model not found"}, status=404)
+    return web.json_response(_version_answer(civitai, version))
+
+
+async def _image(request: web.Request) -> web.Response:
+    return web.Response(body=PNG, content_type="image/png")
+
+
+def _version_answer(civitai: FakeCivitai, version: CivitaiVersion) -> dict:
     download = f"{civitai.url}/api/download/models/{version.id}"
-    return web.json_response({
+    return {
         "id": version.id, "modelId": version.model_id, "name": "v1.0", "baseModel": "SDXL 1.0",
         "air": f"urn:air:sdxl:{version.model_type.lower()}:civitai:{version.model_id}@{version.id}",
         "status": "Published", "model": {"name": "Test model", "type": version.model_type, "nsfw": False},
@@ -109,8 +133,10 @@ async def _version(request: web.Request) -> web.Response:
                    "metadata": {"format": "SafeTensor", "size": "pruned", "fp": "fp16"},
                    "hashes": {"SHA256": version.sha256.upper(), "AutoV2": version.sha256[:10].upper()},
                    "downloadUrl": download, "primary": True}],
-        "downloadUrl": download,
-    })
+        "downloadUrl": download, "trainedWords": version.trained_words,
+        "images": [{"url": f"{civitai.cdn_url}/images/{version.id}.png", "type": "image", "nsfwLevel": 1,
+                    "width": 1, "height": 1}],
+    }
 
 
 async def _model(request: web.Request) -> web.Response:
@@ -187,6 +213,8 @@ def make_app(civitai: FakeCivitai) -> web.Application:
     app[_CIVITAI] = civitai
     app.router.add_get(r"/api/v1/model-versions/{id:\d+}", _version)
     app.router.add_get(r"/api/v1/models/{id:\d+}", _model)
+    app.router.add_get(r"/api/v1/model-versions/by-hash/{hash:[0-9A-Fa-f]{64}}", _by_hash)
+    app.router.add_get(r"/images/{id:\d+}.png", _image)
     app.router.add_get(r"/api/download/models/{id:\d+}", _download)
     app.router.add_get(r"/files/{id:\d+}/{name}", _file)
     return app

@@ -9,7 +9,7 @@ from ..services.downloads.jobs import PRIORITIES
 from ..services.models import SORTS
 from .context import services
 from .routing import Routes
-from .schemas import BOOLEAN, INTEGER, MODEL_SOURCE, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, MODEL_SOURCE, NUMBER, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("models")
 
@@ -18,9 +18,14 @@ MAX_DELETE = 1000
 
 PROBLEM = obj(path=STRING, error=STRING)
 MODEL = obj(path=STRING, type=STRING, size_gb=NUMBER, size_bytes=INTEGER, modified=TIMESTAMP,
-            preset=nullable(STRING), source=nullable(MODEL_SOURCE))
-MODEL_LIST = obj(models=array(MODEL), total=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
-                 offset=INTEGER, limit=INTEGER, problems=array(PROBLEM))
+            preset=nullable(STRING), source=nullable(MODEL_SOURCE), sha256=nullable(STRING),
+            last_used=nullable(TIMESTAMP), use_count=INTEGER)
+DUPLICATE_GROUP = obj(sha256=STRING, size_bytes=INTEGER, reclaimable_bytes=INTEGER,
+                      files=array(obj(path=STRING, presets=array(STRING), keep=BOOLEAN)))
+MODEL_LIST = obj(required=["models", "total", "total_size_gb", "total_size_bytes", "offset", "limit", "problems"],
+                 models=array(MODEL), total=INTEGER, total_size_gb=NUMBER, total_size_bytes=INTEGER,
+                 offset=INTEGER, limit=INTEGER, problems=array(PROBLEM), groups=array(DUPLICATE_GROUP),
+                 reclaimable_bytes=INTEGER)
 MODEL_TYPES = obj(types=array(obj(id=STRING, name=STRING, count=INTEGER, size_gb=NUMBER, size_bytes=INTEGER)))
 DELETE_BODY = obj(
     required=["paths"], additional=False,
@@ -40,18 +45,25 @@ DELETE_RESULT = obj(deleted=INTEGER, space_freed_gb=NUMBER, space_freed_bytes=IN
     "order": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
     "offset": {"type": "integer", "minimum": 0, "default": 0},
+    "duplicates": {"type": "boolean", "default": False},
+    "unused_days": {"type": "integer", "minimum": 0, "maximum": 100_000},
 }, description="Every model file (ComfyUI's model extensions and .gguf) in every model folder; downloads in "
                "progress (`.part`) never appear. `type` takes a folder type (legacy names such as `unet` are "
                "mapped); an unknown one is a 400 that lists the known types. `search` matches every word, "
                "case-insensitively, in the path below the type folder (subfolders and file name). `sort` by "
-               "`path` (default), `name` (file name), `size` or `modified`, in `order`. `total` and "
+               "`path` (default), `name` (file name), `size`, `modified` or `last_used` (the last prompt that "
+               "used it), in `order`. `duplicates=true`: only files whose sha256 another file has, group by "
+               "group with the copy a cleanup keeps first, and the `groups` with the space a cleanup frees "
+               "(`reclaimable_bytes`); `unused_days=N`: only files no prompt used and nothing changed in N days. "
+               "Each model has its `sha256` once the library scan hashed it, `last_used` and `use_count`. `total` and "
                "`total_size_gb` count every match, not only this page. `preset` is the first installed preset "
                "(by id) that has the file; `source` where the dashboard downloaded it from (null when it did not, "
                "or does not know). `problems` lists folders or files that could not be read.")
 async def list_models(request: web.Request, params: dict) -> web.Response:
     body = await services(request).models.list(
         folder_type=params.get("type"), search=params.get("search"), sort=params.get("sort", "path"),
-        order=params.get("order", "asc"), limit=params.get("limit", 1000), offset=params.get("offset", 0))
+        order=params.get("order", "asc"), limit=params.get("limit", 1000), offset=params.get("offset", 0),
+        duplicates=params.get("duplicates", False), unused_days=params.get("unused_days"))
     return web.json_response(body)
 
 
@@ -107,7 +119,8 @@ DOWNLOAD_ANSWER = obj(required=["download_id", "path", "status"], download_id=ST
                       status={"enum": ["queued", "downloading", "paused", "completed"]},
                       source=nullable(MODEL_SOURCE), estimated_time_seconds=nullable(INTEGER), total_size_gb=NUMBER)
 DRY_RUN_ANSWER = obj(required=["path", "size_bytes", "size_gb", "source", "exists"], path=STRING,
-                     size_bytes=INTEGER, size_gb=NUMBER, source=MODEL_SOURCE, exists=BOOLEAN)
+                     size_bytes=INTEGER, size_gb=NUMBER, source=MODEL_SOURCE, exists=BOOLEAN,
+                     license=nullable(ANY_OBJECT))
 
 
 @routes.post("/api/models/download", summary="Download one model from a URL, in the background", status=202,

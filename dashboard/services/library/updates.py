@@ -49,7 +49,18 @@ class ModelUpdates:
 
     def paths(self) -> set[str]:
         """The paths with an update, as of the last check (no request)."""
+        self._forget_applied()
         return set(self._found)
+
+    def _forget_applied(self) -> None:
+        """Drop the updates that were installed since they were found."""
+        for path, found in list(self._found.items()):
+            record = self.installed.get(path) or {}
+            latest = found["latest"]
+            version = (record.get("source") or {}).get("version_id")
+            if (latest.get("sha256") and record.get("sha256") == latest["sha256"]) or (
+                    found["kind"] == "civitai" and version == latest["version_id"]):
+                del self._found[path]
 
     async def list(self, refresh: bool = False) -> dict[str, Any]:
         """`{updates: [{path, kind, preset_id, current, latest}], checked_at}`; asks the sources when
@@ -58,6 +69,7 @@ class ModelUpdates:
             if self._checking is None or self._checking.done():
                 self._checking = asyncio.ensure_future(self._check())
             await asyncio.shield(self._checking)
+        self._forget_applied()
         return {"updates": sorted(self._found.values(), key=lambda u: u["path"]), "checked_at": self._checked_at}
 
     async def update(self, paths: list[str], priority: str = "normal") -> dict[str, Any]:
