@@ -205,3 +205,23 @@ async def test_a_standalone_dashboard_streams_comfyuis_output_files(comfy, make_
     assert await response.read() == (comfy.base / "output" / image["subfolder"] / image["filename"]).read_bytes()
     missing = await client.get("/api/comfyui/view", params={"filename": "dashboard-nothing_00001_.png"})
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_prompt_queued_in_comfyui_counts_the_models_it_loads(comfy):
+    checkpoint = next(m for data in SHIPPED.values() for m in required_models(data["workflow"], "api")
+                      if m["type"] == "checkpoints")  # a placeholder: the prompt fails loading it, but it ran
+    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint["name"]}},
+                "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+                "3": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 2]}},
+                "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "used"}}}
+    info_path = f"/dashboard/api/models/{checkpoint['path']}/info"
+    before = (await comfy.call("GET", info_path))["use_count"]
+    queued = await comfy.call("POST", "/prompt", json={"prompt": workflow, "client_id": "an-editor"})
+    await comfy.finished(queued["prompt_id"])
+
+    async def counted():
+        info = await comfy.call("GET", info_path)
+        return info if info["use_count"] == before + 1 else None
+
+    info = await until(counted, 30, "the prompt's checkpoint counted", POLL)
+    assert info["last_used"] is not None
