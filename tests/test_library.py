@@ -269,3 +269,24 @@ async def test_bad_input_is_refused_with_its_code(app, method, url, body, status
     client = await app()
     response = await client.request(method, url, json=body)
     assert response.status == status and (await response.json())["error"]["code"] == code
+
+
+async def test_a_newer_civitai_version_is_an_update_saved_under_the_same_name(app, settings):
+    civitai = FakeCivitai()
+    civitai.add_version(100, model_id=5, name="style_v1.safetensors", size=MB)
+    with running_civitai(civitai) as url:
+        client = await app(civitai_endpoint=url)
+        events = Events(client)
+        answer = await call(client, "POST", "/api/models/download", 202, json={
+            "url": f"{url}/api/download/models/100", "type": "loras"})
+        await events.wait("download_complete", lambda d: d["download_id"] == answer["download_id"])
+        assert (await call(client, "GET", "/api/models/updates?refresh=true"))["updates"] == []
+        newer = civitai.add_version(101, model_id=5, name="style_v2.safetensors", size=MB)
+        (update,) = (await call(client, "GET", "/api/models/updates?refresh=true"))["updates"]
+        assert update["path"] == "loras/style_v1.safetensors" and update["kind"] == "civitai"
+        assert update["current"] == {"version_id": 100} and update["latest"]["version_id"] == 101
+        started = await call(client, "POST", "/api/models/update", 202, json={"paths": [update["path"]]})
+        done = await events.wait("download_complete", lambda d: d["download_id"] == started["download_id"])
+        assert done["status"] == "success" and done["paths"] == ["loras/style_v1.safetensors"]
+        assert sha256_of(settings.models_dir / "loras" / "style_v1.safetensors") == newer.sha256
+        assert (await call(client, "GET", "/api/models/updates"))["updates"] == []
