@@ -10,7 +10,7 @@ const RECENT_KEY = "comfyui-dashboard.recent-prompts";
 const RECENT_MAX = 12;
 
 export const store = {
-  system: null, // {cpu, memory, gpu, disk, gpus, memory_total_gb, disk_total_gb, comfyui, uptime}
+  system: null, // {cpu, memory, gpu, disk, gpus, memory_total_gb, disk_total_gb, comfyui, uptime, sampled_at}
   downloads: new Map(), // id -> download (API shape plus speedText / etaText)
   downloadSettings: null, // GET /api/downloads/settings answer; `yielding` follows the feed
   queue: { loaded: false, error: null, pending: 0, running: 0, current: null },
@@ -53,11 +53,11 @@ export function setSystem(data, fromStatus) {
       disk: data.disk ? data.disk.usage_percent : null, gpus: data.gpus, uptime: data.uptime,
       memory_total_gb: data.memory ? data.memory.total_gb : null,
       disk_total_gb: data.disk ? data.disk.total_gb : null, disk_used_gb: data.disk ? data.disk.used_gb : null,
-      disk_path: data.disk ? data.disk.path : null, comfyui: data.services.comfyui,
+      disk_path: data.disk ? data.disk.path : null, comfyui: data.services.comfyui, sampled_at: data.sampled_at,
     });
   } else {
     Object.assign(s, { cpu: data.cpu_usage, memory: data.memory_usage, gpu: data.gpu_usage, disk: data.disk_usage,
-      gpus: data.gpus || [] });
+      gpus: data.gpus || [], sampled_at: data.sampled_at });
   }
   store.system = s;
   emit("system", s);
@@ -323,6 +323,7 @@ export function connectStore(live, notify) {
   live.on("download_progress", (m) => onProgress(m.data));
   live.on("download_settings", (m) => setDownloadSettings(m.data));
   live.on("models_changed", () => emit("models")); // another process installed, removed or changed files
+  live.on("library_progress", (m) => emit("library", m.data)); // the library scan
   live.on("download_complete", (m) => {
     const d = store.downloads.get(m.data.download_id);
     if (d) {

@@ -127,6 +127,8 @@ function presetCard(p) {
     installTotal(p),
     p.gated ? notice("warn", h("strong", { text: "Gated model. " }),
       "Set HF_TOKEN and accept the licence on the model's Hugging Face page before installing.") : null,
+    p.update_available ? notice("info", h("strong", { text: "Update available. " }),
+      "A file of this preset has a newer version at its source: see Models, Updates available.") : null,
     status, actions);
 
   let shownKey = null;

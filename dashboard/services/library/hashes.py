@@ -75,6 +75,7 @@ class LibraryHashes:
         self._last_event = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first: asyncio.TimerHandle | None = None
+        self._scanning = False
 
     async def start(self) -> None:
         """Load what was hashed before and start a first scan."""
@@ -109,7 +110,7 @@ class LibraryHashes:
 
     def status(self) -> dict[str, Any]:
         """`{status: scanning|idle, paused, files_total, files_hashed, bytes_total, bytes_hashed}`."""
-        scanning = self._task is not None and not self._task.done()
+        scanning = self._scanning
         return {"status": "scanning" if scanning else "idle", "paused": scanning and not self._go.is_set(),
                 **self._progress}
 
@@ -125,6 +126,7 @@ class LibraryHashes:
     # the scan
 
     async def _scan_all(self) -> None:
+        self._scanning = True
         try:
             while True:
                 self._again = False
@@ -136,7 +138,8 @@ class LibraryHashes:
         except Exception:  # a scan must never take anything down; the next change starts another
             log.exception("The library scan failed")
         finally:
-            self._publish(force=True)
+            self._scanning = False
+            self._publish(force=True)  # idle
 
     async def _scan_once(self) -> None:
         await self.index.refresh(force=True)
