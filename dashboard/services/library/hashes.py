@@ -103,6 +103,7 @@ class LibraryHashes:
         if self._first is not None:
             self._first.cancel()
         if self._task is None or self._task.done():
+            self._scanning = True  # from now: the answer to this call says so
             self._task = asyncio.create_task(self._scan_all())
         else:
             self._again = True
@@ -203,15 +204,14 @@ class LibraryHashes:
         """Blocking, on the hashing thread: the file's sha256, or None if it changed meanwhile."""
         _lowest_priority()
         digest = hashlib.sha256()
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
+        view = _buffer()[:min(CHUNK, item.size + 1)]  # one buffer per thread: a new 8 MiB one costs per file
         done = 0
         last = time.monotonic()
         try:
             with open(item.abspath, "rb", buffering=0) as handle:
                 with contextlib.suppress(AttributeError, OSError):
                     os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                while n := handle.readinto(buffer):
+                while n := handle.readinto(view):
                     digest.update(view[:n])
                     done += n
                     if not self._go.is_set():
@@ -255,6 +255,14 @@ class LibraryHashes:
 
 
 _priority = threading.local()
+_buffers = threading.local()
+
+
+def _buffer() -> memoryview:
+    """This thread's read buffer."""
+    if not hasattr(_buffers, "view"):
+        _buffers.view = memoryview(bytearray(CHUNK))
+    return _buffers.view
 
 
 def _lowest_priority() -> None:
