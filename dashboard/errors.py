@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     MODEL_IN_USE = "MODEL_IN_USE"
     PRESET_UNSUPPORTED = "PRESET_UNSUPPORTED"
     MODEL_EXISTS = "MODEL_EXISTS"
+    PROMPT_NOT_PENDING = "PROMPT_NOT_PENDING"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     QUEUE_FULL = "QUEUE_FULL"
@@ -63,7 +64,7 @@ _STATUS = {
     ErrorCode.DOWNLOAD_NOT_FOUND: 404, ErrorCode.WORKFLOW_NOT_FOUND: 404, ErrorCode.PROMPT_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PRESET_ALREADY_INSTALLED: 409, ErrorCode.DOWNLOAD_CONFLICT: 409, ErrorCode.MODEL_IN_USE: 409,
-    ErrorCode.PRESET_UNSUPPORTED: 409, ErrorCode.MODEL_EXISTS: 409,
+    ErrorCode.PRESET_UNSUPPORTED: 409, ErrorCode.MODEL_EXISTS: 409, ErrorCode.PROMPT_NOT_PENDING: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.RATE_LIMIT_EXCEEDED: 429, ErrorCode.QUEUE_FULL: 429,
     ErrorCode.INTERNAL_ERROR: 500, ErrorCode.DOWNLOAD_FAILED: 502,
@@ -209,6 +210,12 @@ class ModelExists(Conflict):
     """A file is already at the path a download would write (unless `force`)."""
 
     code = ErrorCode.MODEL_EXISTS
+
+
+class PromptNotPending(Conflict):
+    """A prompt that is running (or already ran) cannot be held or moved."""
+
+    code = ErrorCode.PROMPT_NOT_PENDING
 
 
 # ---- 413, 429 ----

@@ -1,5 +1,5 @@
-"""SQLite state (stdlib sqlite3): downloads, installed files, the library's hashes and usage, users
-and revoked tokens.
+"""SQLite state (stdlib sqlite3): downloads, installed files, the library's hashes and usage, the
+queue's held prompts, users and revoked tokens.
 
 One connection, used from one thread of its own: every method is a coroutine that runs its SQL
 off the event loop, and rows come back by column name (`sqlite3.Row`, handed out as dicts). WAL
@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS lookups (
     key TEXT PRIMARY KEY,
     answer TEXT,
     fetched_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY,
@@ -265,6 +269,17 @@ class Store:
         await self._run(lambda: self._db.execute(
             "INSERT OR REPLACE INTO lookups (key, answer, fetched_at) VALUES (?, ?, ?)",
             (key, json.dumps(answer) if answer is not None else None, time.time())))
+
+    # the dashboard's own state (the queue's pause, held and pending prompts)
+
+    async def get_state(self, key: str, default: Any = None) -> Any:
+        """A value saved with `set_state` (JSON), or `default`."""
+        row = await self._run(lambda: self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone())
+        return default if row is None else json.loads(row[0])
+
+    async def set_state(self, key: str, value: Any) -> None:
+        await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                                                 (key, json.dumps(value))))
 
     # users and tokens
 

@@ -122,6 +122,12 @@ class PromptQueue:
         self.queue: list = []
         self.currently_running: dict = {}
         self.history: dict = {}
+        self.flags: dict = {}
+
+    def set_flag(self, name, data) -> None:
+        """What ComfyUI's POST /free sets: `unload_models`, `free_memory`, read by the worker."""
+        with self.mutex:
+            self.flags[name] = data
 
     def put(self, item) -> None:
         with self.mutex:
@@ -304,6 +310,14 @@ class PromptServer:
                 self.prompt_queue.wipe_queue()
             for id_to_delete in json_data.get("delete", []):
                 self.prompt_queue.delete_queue_item(lambda a, i=id_to_delete: a[1] == i)
+            return web.Response(status=200)
+
+        @routes.post("/free")
+        async def post_free(request):
+            json_data = await request.json()
+            for flag in ("unload_models", "free_memory"):
+                if json_data.get(flag, False):
+                    self.prompt_queue.set_flag(flag, json_data[flag])
             return web.Response(status=200)
 
         @routes.post("/interrupt")
@@ -539,6 +553,19 @@ def install(monkeypatch, base: Path, loop, folder_types: tuple[str, ...] | None 
         monkeypatch.setitem(sys.modules, name, module)
     interrupt_processing(False)
     return prompt_server
+
+
+def install_model_management(monkeypatch, device: object, total_bytes: int, free_bytes: int) -> None:
+    """Put a stand-in `comfy.model_management` in sys.modules: ComfyUI computes on `device` (a torch-like
+    object with `type` and `index`), with its memory functions answering these sizes."""
+    comfy = types.ModuleType("comfy")
+    management = types.ModuleType("comfy.model_management")
+    management.get_torch_device = lambda: device
+    management.get_total_memory = lambda dev=None, torch_total_too=False: total_bytes
+    management.get_free_memory = lambda dev=None, torch_free_too=False: free_bytes
+    comfy.model_management = management
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.model_management", management)
 
 
 def load_custom_node(monkeypatch, module_dir: Path = ROOT) -> types.ModuleType:

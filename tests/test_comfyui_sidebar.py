@@ -220,10 +220,10 @@ def test_the_open_workflow_says_what_it_misses_and_installs_it_then_refreshes_th
         page.wait_for_function("window.app")
         page.evaluate("(w) => window.app.loadGraphData(w)", needing_workflow(hub.url))
         notice = page.get_by_role("status").filter(has_text=re.compile("^This workflow is missing 1 model file"))
-        expect(notice).to_contain_text("Open the Dashboard tab")  # said with the tab closed
+        expect(notice).to_contain_text("Open the Dashboard tab", timeout=30_000)  # said with the tab closed
         tab = open_tab(page)
         needs = tab.get_by_role("region", name="This workflow")
-        expect(needs).to_contain_text("1 of 1 model files missing.")
+        expect(needs).to_contain_text("1 of 1 model files missing.", timeout=30_000)
         expect(needs.get_by_role("list", name="Missing model files")).to_contain_text("needed.safetensors")
         needs.get_by_role("button", name="Install 1 missing file (3.1 MB)").click()
         expect(needs).to_contain_text("✓ All 1 model file it loads is installed.", timeout=30_000)

@@ -12,7 +12,7 @@ from ..services.container import Services
 from ..services.queue import NOT_GIVEN
 from .context import services
 from .routing import Routes
-from .schemas import ANY_OBJECT, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
+from .schemas import ANY_OBJECT, BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, array, nullable, obj
 
 routes = Routes("comfyui")
 
@@ -37,7 +37,10 @@ EXECUTE_BODY = {
 EXECUTED = obj(prompt_id=STRING, number=NUMBER, status={"enum": ["queued"]}, priority=INTEGER,
                node_errors=ANY_OBJECT)
 QUEUE_ITEM = obj(prompt_id=STRING, number=NUMBER, priority=nullable(INTEGER), type=STRING)
-QUEUE = obj(queue_running=array(QUEUE_ITEM), queue_pending=array(QUEUE_ITEM))
+HELD_ITEM = obj(prompt_id=STRING, number=NUMBER, priority=nullable(INTEGER), reason={"enum": ["held", "paused"]},
+                held_at=NUMBER)
+QUEUE = obj(queue_running=array(QUEUE_ITEM), queue_pending=array(QUEUE_ITEM), paused=BOOLEAN, held=array(HELD_ITEM),
+            restored=nullable(obj(prompt_ids=array(STRING), at=NUMBER)))
 OUTPUT_FILE = obj(filename=STRING, subfolder=STRING, type=STRING, node=STRING)
 HISTORY = obj(
     prompt_id=STRING,
@@ -80,7 +83,10 @@ async def execute(services: Services, params: dict) -> dict:
 @routes.get("/api/comfyui/queue", summary="ComfyUI's running and pending prompts, in run order", response=QUEUE,
             errors=_COMFYUI_ERRORS,
             description="`priority` is the dashboard priority a prompt was queued with, null for prompts queued "
-                        "elsewhere (ComfyUI's editor); `type` guesses what it makes from its node types.")
+                        "elsewhere (ComfyUI's editor); `type` guesses what it makes from its node types. `paused`: "
+                        "the queue is paused (see POST /api/comfyui/queue/pause); `held`: the prompts waiting in "
+                        "the dashboard, held one by one (`reason: held`) or by the pause; `restored`: the prompts "
+                        "that were pending when ComfyUI went away and were queued again when it came back.")
 async def get_queue(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).queue.queue())
 

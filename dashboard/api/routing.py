@@ -156,6 +156,9 @@ class Routes:
     def delete(self, path: str, **spec: Any):
         return self.route("DELETE", path, **spec)
 
+    def patch(self, path: str, **spec: Any):
+        return self.route("PATCH", path, **spec)
+
     def register(self, app: web.Application) -> None:
         """Add every operation to the app's router."""
         for op in self.operations:

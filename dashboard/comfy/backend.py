@@ -6,7 +6,7 @@ Implementations: in-process (inside ComfyUI, `inprocess.py`), remote (a ComfyUI 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +90,34 @@ class ComfyBackend:
         """Interrupt the running prompt; False when nothing was running."""
         raise unavailable()
 
+    # queue control: items are ComfyUI's own `[number, prompt_id, prompt, extra_data, outputs]`
+
+    async def pending_items(self) -> list[list[Any]]:
+        """The pending items as ComfyUI holds them, in run order."""
+        raise unavailable()
+
+    async def take(self, prompt_id: str) -> list[Any] | None:
+        """Remove a pending prompt from ComfyUI's queue and return its item; None when it is not pending."""
+        raise unavailable()
+
+    async def put_back(self, item: list[Any]) -> dict[str, Any]:
+        """Queue an item taken before, with its prompt id and number: `{prompt_id, number}`. Raises
+        INVALID_WORKFLOW when ComfyUI (validating it again, over HTTP) refuses it."""
+        raise unavailable()
+
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        """What ComfyUI's `POST /free` does: unload models and/or free cached memory before the next prompt."""
+        raise unavailable()
+
+    def hold_new(self, hold: Callable[[list[Any]], None] | None) -> bool:
+        """While `hold` is set, prompts queued from now on (by anyone) go to `hold` instead of ComfyUI's
+        queue; None puts things back. False where this cannot be done (a remote ComfyUI: its new
+        prompts are taken from its queue as they appear instead)."""
+        return False
+
+    def announce(self) -> None:
+        """Publish `queue_update` again (the dashboard's queue state changed)."""
+
     def output_file(self, filename: str, subfolder: str, kind: str) -> AbstractAsyncContextManager[OutputFile]:
         """Open a file that ComfyUI's /view serves (`kind`: output, input or temp).
 
@@ -103,6 +131,12 @@ class ComfyBackend:
 
     def forget_model_folder(self, folder_type: str) -> None:
         """Drop ComfyUI's cached file list of a folder type after the dashboard changed its files."""
+
+    def device_memory(self) -> dict[str, Any] | None:
+        """Blocking: the device ComfyUI computes on, from ComfyUI's own memory functions, or None outside
+        ComfyUI: `{type, index, name, vendor, uuid, total_bytes, free_bytes}` (`type` as torch names it:
+        cuda, mps, xpu, cpu, ...; index, vendor and uuid None where unknown)."""
+        return None
 
 
 class UnavailableBackend(ComfyBackend):

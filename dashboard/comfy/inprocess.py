@@ -14,6 +14,7 @@ import inspect
 import logging
 import mimetypes
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -133,6 +134,55 @@ class InProcessBackend(ComfyBackend):
         nodes.interrupt_processing()
         return True
 
+    async def pending_items(self) -> list[list[Any]]:
+        return [list(item) for item in run_order(self._server.prompt_queue.get_current_queue_volatile()[1])]
+
+    async def take(self, prompt_id: str) -> list[Any] | None:
+        queue = self._server.prompt_queue
+        with queue.mutex:  # found and removed at once: the worker pops under this lock
+            item = next((i for i in queue.queue if i[1] == prompt_id), None)
+            if item is None or not queue.delete_queue_item(lambda i: i[1] == prompt_id):
+                return None
+        return list(item)
+
+    async def put_back(self, item: list[Any]) -> dict[str, Any]:
+        queue = self._server.prompt_queue
+        put = queue.__dict__.get("_dashboard_put") or queue.put  # never into the hold of a paused queue
+        put(tuple(item))
+        return {"prompt_id": item[1], "number": item[0]}
+
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        queue = self._server.prompt_queue
+        if unload_models:
+            queue.set_flag("unload_models", True)
+        if free_memory:
+            queue.set_flag("free_memory", True)
+
+    def hold_new(self, hold: Callable[[list[Any]], None] | None) -> bool:
+        queue = self._server.prompt_queue
+        if hold is None:
+            original = queue.__dict__.pop("_dashboard_put", None)
+            if original is not None:
+                queue.__dict__.pop("put", None)  # ComfyUI's own method again
+            return True
+        if "_dashboard_put" in queue.__dict__:
+            return True
+        original = queue.put
+
+        def put(item: Any) -> None:
+            try:
+                hold(list(item))
+            except Exception:  # the hold failed: the prompt goes where ComfyUI would put it
+                log.exception("Could not hold a prompt of the paused queue")
+                original(item)
+
+        queue._dashboard_put = original
+        queue.put = put
+        return True
+
+    def announce(self) -> None:
+        self._queue_changed()
+
     def _observe(self, event: Any, data: Any, sid: Any) -> None:
         if event == "status":
             if sid is None:  # a broadcast after the queue changed (not one socket's greeting)
@@ -176,8 +226,47 @@ class InProcessBackend(ComfyBackend):
         if isinstance(cache, dict):
             cache.pop(folder_type, None)
 
+    def device_memory(self) -> dict[str, Any] | None:
+        """Blocking (a CUDA call): ComfyUI's device and its memory, read with ComfyUI's own functions."""
+        return _device_memory()
+
 
 _NEVER_INLINE = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
+
+
+#: Who makes the devices torch names by type (CUDA's are NVIDIA's or, under ROCm, AMD's).
+_DEVICE_VENDORS = {"mps": "apple", "xpu": "intel", "npu": "huawei", "mlu": "cambricon"}
+
+
+def _device_memory() -> dict[str, Any] | None:
+    """`get_torch_device()`, `get_total_memory(dev)` and `get_free_memory(dev)` of the model_management that
+    ComfyUI loaded (never imported here: outside ComfyUI there is none, and None is the answer)."""
+    management = sys.modules.get("comfy.model_management")
+    if management is None:
+        return None
+    device = management.get_torch_device()
+    kind = getattr(device, "type", None) or str(device)
+    torch = sys.modules.get("torch")
+    vendor = _DEVICE_VENDORS.get(kind)
+    if kind == "cuda" and torch is not None:
+        vendor = "amd" if getattr(torch.version, "hip", None) else "nvidia"
+    return {
+        "type": kind,
+        "index": getattr(device, "index", None),
+        "name": _torch_answer(lambda: getattr(torch, kind).get_device_name(device)) or str(device),
+        "vendor": vendor,
+        "uuid": _torch_answer(lambda: str(torch.cuda.get_device_properties(device).uuid)) if kind == "cuda" else None,
+        "total_bytes": int(management.get_total_memory(device)),
+        "free_bytes": int(management.get_free_memory(device)),
+    }
+
+
+def _torch_answer(call: Callable[[], Any]) -> Any:
+    """What torch answers, or None where it cannot (no torch, no such backend, an old version)."""
+    try:
+        return call()
+    except Exception:
+        return None
 
 
 def _output_path(folder: str | None, filename: str, subfolder: str) -> tuple[str, int]:

@@ -108,11 +108,13 @@ class ExecutionEvents:
     `started`, `cached` (with `nodes`), `executing`, `progress`, `completed`, `failed` or
     `interrupted`; `workflow_output {prompt_id, node, output}`; and `error {code: WORKFLOW_FAILED,
     message, details}` for a prompt that failed. Channel `queue`: `queue_update {queue_pending,
-    queue_running, current_task}`, published only when it changed.
+    queue_running, current_task, ...state()}`, published only when it changed.
     """
 
     def __init__(self) -> None:
         self.bus: EventBus | None = None
+        #: What the dashboard adds to every `queue_update` (its pause and held prompts).
+        self.state: Callable[[], dict[str, Any]] = dict
         self._last_queue: tuple | None = None
         #: ComfyUI's message type -> what translates it; every other message is ignored.
         self._handlers: dict[str, Callable[[dict], None]] = {
@@ -142,12 +144,13 @@ class ExecutionEvents:
         """Publish `queue_update` if the counts or the running prompt changed."""
         if self.bus is None:
             return
-        snapshot = (pending, running, current and current.get("prompt_id"))
+        state = self.state()
+        snapshot = (pending, running, current and current.get("prompt_id"), sorted(state.items()))
         if snapshot == self._last_queue:
             return
         self._last_queue = snapshot
         self.bus.publish("queue_update", {"queue_pending": pending, "queue_running": running,
-                                          "current_task": current}, "queue")
+                                          "current_task": current, **state}, "queue")
 
     def _progress(self, prompt_id: Any, kind: str, node: Any = None, value: float = 0, maximum: float = 1,
                   **extra: Any) -> None:

@@ -149,6 +149,37 @@ class RemoteBackend(ComfyBackend):
         await self._request("POST", "/interrupt", {"prompt_id": running[0][1]}, expect_json=False)
         return True
 
+    async def pending_items(self) -> list[list[Any]]:
+        return [list(item) for item in run_order((await self._request("GET", "/queue")).get("queue_pending") or [])]
+
+    async def take(self, prompt_id: str) -> list[Any] | None:
+        item = next((i for i in await self.pending_items() if i[1] == prompt_id), None)
+        if item is None:
+            return None
+        await self._request("POST", "/queue", {"delete": [prompt_id]}, expect_json=False)
+        queue = await self._request("GET", "/queue")
+        if any(i[1] == prompt_id for i in queue.get("queue_running") or []):
+            return None  # ComfyUI started it before the delete arrived
+        return item
+
+    async def put_back(self, item: list[Any]) -> dict[str, Any]:
+        number, prompt_id, prompt, extra_data = item[0], item[1], item[2], dict(item[3] or {})
+        body = {"prompt": prompt, "prompt_id": prompt_id, "number": number, "extra_data": extra_data}
+        if extra_data.get("client_id"):
+            body["client_id"] = extra_data["client_id"]
+        answer = await self._request("POST", "/prompt", body, timeout=_SUBMIT_TIMEOUT, refused=(400,))
+        if not isinstance(answer, dict) or "prompt_id" not in answer:
+            answer = answer if isinstance(answer, dict) else {}
+            raise invalid_workflow(answer.get("error"), answer.get("node_errors"))
+        return {"prompt_id": answer["prompt_id"], "number": whole_number(answer["number"])}
+
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        await self._request("POST", "/free", {"unload_models": unload_models, "free_memory": free_memory},
+                            expect_json=False)
+
+    def announce(self) -> None:
+        self._queue_changed()
+
     @contextlib.asynccontextmanager
     async def output_file(self, filename: str, subfolder: str, kind: str) -> AsyncIterator[OutputFile]:
         if self._session is None:
@@ -204,6 +235,7 @@ class RemoteBackend(ComfyBackend):
                     self.connected = True
                     delay, failures = self.reconnect_delay, 0
                     log.info("Connected to ComfyUI's events at %s", self.url)
+                    self._connection(True)
                     async for message in ws:
                         if message.type == aiohttp.WSMsgType.TEXT:
                             self._on_text(message.data)
@@ -217,9 +249,16 @@ class RemoteBackend(ComfyBackend):
                     log.warning("ComfyUI's events at %s are not reachable (%s); retrying",
                                 self.url, exc.__class__.__name__)
             finally:
+                if self.connected:
+                    self._connection(False)
                 self.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_reconnect_delay)
+
+    def _connection(self, connected: bool) -> None:
+        """`comfyui_connection {connected}` on the bus: ComfyUI came or went."""
+        if self.events.bus is not None:
+            self.events.bus.publish("comfyui_connection", {"connected": connected}, "queue")
 
     def _on_text(self, text: str) -> None:
         try:

@@ -26,6 +26,7 @@ from .models import ModelService, standalone_model_roots
 from .page import PageFiles
 from .presets import PresetService
 from .queue import QueueService
+from .queue_control import QueueControl
 from .system import SystemMonitor
 from .workflow_models import WorkflowModels
 from .workflows import WorkflowLibrary
@@ -81,7 +82,8 @@ class Services:
                                scan=settings.library_scan, civitai_lookup=settings.civitai_lookup)
         self.models.library = self.library
         self.presets.updated = self.library.updates.paths
-        self.queue = QueueService(backend, self.workflows)
+        self.queue_control = QueueControl(backend, self.store, self.bus)
+        self.queue = QueueService(backend, self.workflows, self.queue_control)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password, threads=threads) if settings.enable_auth else None
         self.page = PageFiles(threads=threads)
@@ -107,6 +109,7 @@ class Services:
                             self.settings.host)
             await self.downloads.start()
             await self.library.start()
+            await self.queue_control.start()
         except BaseException:
             await self.stop()
             raise
@@ -139,6 +142,7 @@ class Services:
             return
         self.started = False
         try:
+            await self.queue_control.stop()
             await self.library.stop()
             await self.downloads.stop()
             await self.store.close()

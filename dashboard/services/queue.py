@@ -16,6 +16,7 @@ from typing import Any
 from ..comfy.backend import ComfyBackend, OutputFile
 from ..comfy.protocol import PRIORITY_KEY
 from ..errors import PromptNotFound, invalid
+from .queue_control import QueueControl
 from .workflow_format import check_api_workflow
 from .workflows import WorkflowLibrary
 
@@ -28,9 +29,10 @@ _ENDINGS = ("execution_success", "execution_error", "execution_interrupted")
 class QueueService:
     """ComfyUI's queue as the API shows it."""
 
-    def __init__(self, backend: ComfyBackend, workflows: WorkflowLibrary) -> None:
+    def __init__(self, backend: ComfyBackend, workflows: WorkflowLibrary, control: QueueControl) -> None:
         self.backend = backend
         self.workflows = workflows
+        self.control = control
 
     async def execute(self, workflow: Any = NOT_GIVEN, workflow_id: str | None = None, priority: int = 0
                       ) -> dict[str, Any]:
@@ -49,10 +51,12 @@ class QueueService:
         return await self.backend.health()
 
     async def queue(self) -> dict[str, Any]:
-        """`{queue_running, queue_pending}`, each in run order."""
+        """`{queue_running, queue_pending, paused, held, restored}`, running and pending in run order."""
         queue = await self.backend.queue()
         return {"queue_running": [_item(i) for i in queue["running"]],
-                "queue_pending": [_item(i) for i in queue["pending"]]}
+                "queue_pending": [_item(i) for i in queue["pending"]],
+                "paused": self.control.paused, "held": self.control.held_entries(),
+                "restored": self.control.restored}
 
     async def history(self, prompt_id: str) -> dict[str, Any]:
         """One prompt's state, outputs and times, or 404 PROMPT_NOT_FOUND."""

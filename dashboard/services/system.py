@@ -2,7 +2,9 @@
 
 A background task samples everything every `interval` seconds in a worker thread and keeps the
 last sample; requests read that sample and never wait on psutil, NVML or ComfyUI. Each sample is
-also published on the bus as `system_status` (channel `system`).
+also published on the bus as `system_status` (channel `system`) and kept in the history (the last
+hour, `system_history.py`). Inside ComfyUI the GPU ComfyUI computes on is marked from ComfyUI's own
+memory readings (`ComfyBackend.device_memory`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,9 @@ import psutil
 from ..comfy.backend import ComfyBackend
 from ..events import EventBus
 from ..threads import LOOP_DEFAULT, Threads
-from .gpu import GpuReader
+from .gpu import GpuReader, mark_comfyui
 from .sizes import gb
+from .system_history import SystemHistory, history_sample
 
 log = logging.getLogger("dashboard.system")
 
@@ -40,6 +44,7 @@ class SystemMonitor:
         self._task: asyncio.Task | None = None
         self._sample: dict[str, Any] = _empty_sample()
         self._comfyui_ok: bool | None = None
+        self.history = SystemHistory(interval)
         self.samples_taken = 0
 
     @property
@@ -66,6 +71,7 @@ class SystemMonitor:
         sample = await self._threads.run(self._read)
         self._comfyui_ok = await self._backend.reachable()
         self._sample = sample
+        self.history.add(history_sample(sample))
         self.samples_taken += 1
         self._bus.publish("system_status", self.event_data(), "system")
 
@@ -93,6 +99,14 @@ class SystemMonitor:
             "sampled_at": s["sampled_at"],
         }
 
+    def recent(self, minutes: int) -> dict[str, Any]:
+        """The body of GET /api/system/history: `{interval, samples}` of the last `minutes`, oldest first."""
+        return {"interval": self._interval, "samples": self.history.last(minutes * 60, time.time())}
+
+    def samples_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """The history's samples from `start` to `end` (epoch seconds), oldest first; see `SystemHistory`."""
+        return self.history.samples_between(start, end)
+
     async def disk_now(self) -> dict[str, Any] | None:
         """The models volume's usage read now (off the loop), for answers that must not lag a deletion."""
         return await self._threads.run(_disk_usage, self._disk_path)
@@ -106,6 +120,7 @@ class SystemMonitor:
             "gpu_usage": s["gpu_percent"],
             "disk_usage": s["disk"]["usage_percent"] if s["disk"] else None,
             "gpus": s["gpus"],
+            "sampled_at": s["sampled_at"],
         }
 
     async def _run(self) -> None:
@@ -119,7 +134,8 @@ class SystemMonitor:
     def _read(self) -> dict[str, Any]:
         memory = psutil.virtual_memory()
         disk = _disk_usage(self._disk_path)
-        gpus = self._gpus.read()
+        in_comfyui = getattr(self._backend, "kind", None) == "in_process"
+        gpus = mark_comfyui(self._gpus.read(), self._device_memory(), os.getpid() if in_comfyui else None)
         visible = [g for g in gpus if g["visible_to_comfyui"] and g["utilization_percent"] is not None]
         return {
             "cpu_percent": round(psutil.cpu_percent(interval=None), 1),
@@ -133,6 +149,13 @@ class SystemMonitor:
             "disk_total_gb": disk["total_gb"] if disk else None,
             "sampled_at": time.time(),
         }
+
+    def _device_memory(self) -> dict[str, Any] | None:
+        try:
+            return self._backend.device_memory()
+        except Exception:  # a ComfyUI whose memory functions changed must not stop the sampling
+            log.debug("ComfyUI's device memory could not be read", exc_info=True)
+            return None
 
 
 def _disk_usage(path: Path) -> dict[str, Any] | None:

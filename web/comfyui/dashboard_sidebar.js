@@ -1,10 +1,10 @@
 // ComfyUI Dashboard: a sidebar tab in ComfyUI's editor. Live through the dashboard's WebSocket: what the open
-// workflow needs, gauges, active downloads with controls, quick preset install, queue summary, a link to the
+// workflow needs, gauges with sparklines of the last minutes, active downloads with controls, quick preset install, queue summary, a link to the
 // full page, and a toast when a download completes or fails. State lives here, outside the element render()
 // gets, because the tab's element is new every time it opens.
 //
-// The live feed (live.js), the DOM helper and the formatting (dom.js) and what the open workflow needs
-// (workflow-needs.js) are the dashboard page's own modules, imported from the dashboard
+// The live feed (live.js), the DOM helper and the formatting (dom.js), what the open workflow needs
+// (workflow-needs.js) and the sparklines (sparkline.js) are the dashboard page's own modules, imported from the dashboard
 // (<dashboard>/assets/...) once its health check answers: one client and one size rule for the page and the
 // tab. A dashboard that failed to start answers 503 DASHBOARD_UNAVAILABLE to everything, those files
 // included: the tab then says why in plain DOM, and stops trying.
@@ -20,6 +20,7 @@ const state = {
   connection: "connecting", // connecting | live | waiting | login | failed
   failure: null, // why the dashboard failed to start, as its health check says
   system: null,
+  history: null, // the sparklines' samples (sparkline.js's SampleHistory), once imported
   downloads: new Map(),
   queue: null, // {pending, running} or {error}
   presets: null,
@@ -30,6 +31,7 @@ let view = null; // the open tab's elements
 let live = null; // the feed, once the dashboard's modules are here
 let presetsLoading = null;
 let needs = null; // workflow-needs.js, once imported
+let spark = null; // sparkline.js, once imported
 
 // The page's DOM helper and formatting (dom.js), null until imported. The size rules are exported so that
 // tests can hold them against the page's.
@@ -52,7 +54,8 @@ async function boot(tries = 0) {
   let workflows;
   try {
     const again = tries ? `?try=${tries}` : ""; // the browser remembers a failed import by its URL
-    [dom, feed, workflows] = await Promise.all(["dom", "live", "workflow-needs"].map((name) => import(`${base()}/assets/${name}.js${again}`)));
+    [dom, feed, workflows, spark] = await Promise.all(["dom", "live", "workflow-needs", "sparkline"]
+      .map((name) => import(`${base()}/assets/${name}.js${again}`)));
   } catch {
     state.connection = "waiting";
     draw();
@@ -60,6 +63,7 @@ async function boot(tries = 0) {
     return;
   }
   ({ h, fmtBytes, fmtPct, fmtRate } = dom);
+  state.history = new spark.SampleHistory(spark.SPARK_MINUTES);
   needs = workflows;
   needs.followWorkflows({ app, call, notify, tabOpen, redraw: drawWorkflow, started: (id, label) => {
     state.labels.set(id, label);
@@ -75,6 +79,7 @@ async function boot(tries = 0) {
   live.on("state", (feedState) => {
     if (state.connection === "failed") return;
     state.connection = connection[feedState]; // "unauthorized": auth is on and there is no session
+    if (feedState === "open") readHistory(); // once, and again after a break: the samples missed meanwhile
     draw();
   });
   for (const type of ["snapshot", "system_status", "queue_update", "download_progress", "download_complete", "error"]) {
@@ -82,6 +87,17 @@ async function boot(tries = 0) {
   }
   if (view) addSections();
   live.start(); // at once, so completed downloads toast even while the tab is closed
+}
+
+/** The sparklines' samples of the last minutes, read from the dashboard; the live feed adds the rest. */
+async function readHistory() {
+  try {
+    const body = await call("GET", `/api/system/history?minutes=${spark.SPARK_MINUTES}`);
+    state.history.load(body.samples);
+    draw();
+  } catch {
+    // no history (logged out, or the dashboard went away): the live samples still draw
+  }
 }
 
 function fail(reason) {
@@ -105,11 +121,12 @@ async function whyUnavailable() {
 function onMessage(m) {
   const d = m.data || {};
   if (m.type === "snapshot" && m.channel === "downloads") state.downloads = new Map((d.downloads || []).map((x) => [x.id, fromApi(x)]));
-  else if (m.type === "snapshot" && m.channel === "system") state.system = d;
-  else if (m.type === "snapshot" && m.channel === "queue") {
+  else if ((m.type === "snapshot" && m.channel === "system") || m.type === "system_status") {
+    state.system = d;
+    state.history.add(spark.fromStatusMessage(d));
+  } else if (m.type === "snapshot" && m.channel === "queue") {
     state.queue = d.error ? { error: d.error } : { pending: d.queue_pending.length, running: d.queue_running.length };
-  } else if (m.type === "system_status") state.system = d;
-  else if (m.type === "queue_update") state.queue = { pending: d.queue_pending, running: d.queue_running };
+  } else if (m.type === "queue_update") state.queue = { pending: d.queue_pending, running: d.queue_running };
   else if (m.type === "download_progress") {
     const old = state.downloads.get(d.download_id) || {};
     state.downloads.set(d.download_id, { ...old, id: d.download_id, preset_id: d.preset_id, status: d.status, progress: d.progress,
@@ -204,6 +221,8 @@ const STYLE = `
 .cdash-bar { height: 6px; border-radius: 999px; background: var(--comfy-input-bg, #333); overflow: hidden; }
 .cdash-bar > span { display: block; height: 100%; background: #2f9bff; }
 .cdash-num { text-align: right; font-variant-numeric: tabular-nums; }
+.cdash-spark { display: block; width: calc(100% - 132px); height: 16px; margin: 0 0 4px 76px; }
+.cdash-spark polyline { stroke: #2f9bff; stroke-width: 1.5; stroke-linejoin: round; }
 .cdash-muted { color: var(--descrip-text, #a3a3a3); }
 .cdash-item { border: 1px solid var(--border-color, #444); border-radius: 6px; padding: 6px 8px; margin-bottom: 6px; }
 .cdash-item-head { display: flex; justify-content: space-between; gap: 6px; }
@@ -330,14 +349,27 @@ function drawVitals() {
     return;
   }
   const gpus = s.gpus || [];
-  view.vitals.replaceChildren(
+  const history = state.history;
+  view.vitals.replaceChildren(...[
     gaugeRow("CPU", s.cpu_usage, fmtPct(s.cpu_usage)),
+    trend("CPU", history.series((x) => x.cpu_percent)),
     gaugeRow("RAM", s.memory_usage, fmtPct(s.memory_usage)),
+    trend("RAM", history.series((x) => x.memory_percent)),
     gaugeRow("Disk", s.disk_usage, fmtPct(s.disk_usage)),
     ...(gpus.length ? gpus.flatMap((g) => [
       gaugeRow(`GPU ${g.index}`, g.utilization_percent, fmtPct(g.utilization_percent)),
+      trend(`GPU ${g.index} utilization`, history.gpu(g.index, "utilization_percent")),
       gaugeRow(`VRAM ${g.index}`, g.memory_percent, g.temperature_c === null || g.temperature_c === undefined ? fmtPct(g.memory_percent) : `${g.temperature_c}°C`),
-    ]) : [h("p", { class: "cdash-muted", text: "No GPU detected." })]));
+      trend(`GPU ${g.index} VRAM`, history.gpu(g.index, "memory_percent")),
+    ]) : [h("p", { class: "cdash-muted", text: "No GPU detected." })])].filter(Boolean));
+}
+
+/** A sparkline of the last minutes under its gauge; null for a reading that never answered. */
+function trend(label, points) {
+  if (!points.length) return null;
+  const line = spark.sparkline(label, "cdash-spark");
+  line.set(points);
+  return line.el;
 }
 
 function drawDownloads() {

@@ -1,16 +1,38 @@
-// Overview: CPU, RAM, disk and GPU gauges, storage by model type, active downloads, queue summary.
+// Overview: CPU, RAM, disk and GPU gauges with sparklines of the last minutes, storage by model type, active
+// downloads, queue summary.
 
 import { api } from "./api.js";
 import { fill, fmtBytes, fmtGb, h, place } from "./dom.js";
+import { SPARK_MINUTES, SampleHistory, sparkline } from "./sparkline.js";
 import { ACTIVE, on, refreshSystem, store } from "./store.js";
 import { bar, downloadRow, errorView, gauge, notice } from "./widgets.js";
 
 export const title = "Overview";
 
+// The sparklines' samples, kept while other views are open: read once, then added from the live feed.
+const history = new SampleHistory(SPARK_MINUTES);
+let historyRead = null;
+
+function followHistory() {
+  if (historyRead) return historyRead;
+  const addLatest = () => {
+    const s = store.system;
+    if (s) history.add({ timestamp: s.sampled_at, cpu_percent: s.cpu, memory_percent: s.memory, gpus: s.gpus || [] });
+  };
+  addLatest();
+  on("system", addLatest);
+  const read = () => api(`api/system/history?minutes=${SPARK_MINUTES}`).then((body) => history.load(body.samples), () => {});
+  on("reconnected", read); // the samples missed while the feed was away
+  historyRead = read();
+  return historyRead;
+}
+
 export function mount(root) {
   const cpu = gauge("CPU");
   const ram = gauge("RAM");
   const disk = gauge("Disk");
+  const cpuTrend = trendRow("CPU", sparkline("CPU"));
+  const ramTrend = trendRow("RAM", sparkline("RAM"));
   const gpuArea = h("div", { class: "gpu-list" });
   const storageArea = h("div", { class: "storage" }, h("p", { class: "muted", text: "Reading storage…" }));
   const downloadsArea = h("div");
@@ -18,7 +40,8 @@ export function mount(root) {
   fill(root,
     h("h1", { class: "view-title", text: "Overview" }),
     h("div", { class: "overview-grid" },
-      section("System", "system", h("div", { class: "gauges" }, cpu.el, ram.el, disk.el)),
+      section("System", "system", h("div", { class: "gauges" }, cpu.el, ram.el, disk.el),
+        h("div", { class: "sparklines" }, cpuTrend.el, ramTrend.el)),
       section("GPUs", "gpus", gpuArea),
       section("Storage", "storage", storageArea),
       section("Active downloads", "downloads", downloadsArea, h("a", { href: "#/downloads", class: "more", text: "All downloads" })),
@@ -28,6 +51,8 @@ export function mount(root) {
   const drawSystem = () => {
     const s = store.system;
     if (!s) return;
+    cpuTrend.set(history.series((x) => x.cpu_percent));
+    ramTrend.set(history.series((x) => x.memory_percent));
     cpu.set(s.cpu);
     ram.set(s.memory, s.memory_total_gb ? `${fmtGb((s.memory / 100) * s.memory_total_gb)} of ${fmtGb(s.memory_total_gb)}` : "");
     disk.set(s.disk, s.disk_total_gb ? `${fmtGb(s.disk_used_gb)} of ${fmtGb(s.disk_total_gb)}` : "");
@@ -36,7 +61,7 @@ export function mount(root) {
       gpuCards = new Map();
       if (!gpuArea.querySelector(".no-gpu")) {
         fill(gpuArea, h("p", { class: "no-gpu muted" }, h("strong", { text: "No GPU detected. " }),
-          "No NVIDIA GPU or driver answered; ComfyUI runs on the CPU here."));
+          "No GPU reading answered (NVIDIA through NVML, AMD through amdsmi or sysfs); ComfyUI runs on the CPU here."));
       }
       return;
     }
@@ -88,6 +113,10 @@ export function mount(root) {
     }
   };
 
+  let mounted = true;
+  followHistory().then(() => {
+    if (mounted) drawSystem();
+  });
   drawSystem();
   drawDownloads();
   drawQueue();
@@ -97,7 +126,22 @@ export function mount(root) {
       drawStorage();
       refreshSystem().catch(() => {}); // the disk's used and free space
     }), on("reconnected", drawStorage)];
-  return () => offs.forEach((off) => off());
+  return () => {
+    mounted = false;
+    offs.forEach((off) => off());
+  };
+}
+
+/** A labelled sparkline, hidden while its reading has no values (a GPU that never says its utilization). */
+function trendRow(label, trend) {
+  const el = h("div", { class: "spark-row" }, h("span", { class: "spark-label", "aria-hidden": "true", text: label }), trend.el);
+  return {
+    el,
+    set(points) {
+      trend.set(points);
+      el.hidden = !points.length;
+    },
+  };
 }
 
 function section(title, id, ...children) {
@@ -116,17 +160,26 @@ function gpuCard(g) {
   const vramText = h("span");
   const temp = h("span", { class: "temp" });
   const power = h("span", { class: "muted small-text" });
+  const utilTrend = trendRow("Utilization", sparkline(`GPU ${g.index} utilization`));
+  const vramTrend = trendRow("VRAM", sparkline(`GPU ${g.index} VRAM`));
+  const processes = h("div", { class: "gpu-processes muted small-text" });
   const el = h("div", { class: "gpu-card" },
     h("div", { class: "gpu-name" }, h("strong", { text: g.name || `GPU ${g.index}` }),
-      g.visible_to_comfyui === false ? h("span", { class: "badge", text: "not ComfyUI's" }) : null),
+      g.comfyui ? h("span", { class: "badge comfyui-badge", text: "ComfyUI's" })
+        : g.visible_to_comfyui === false ? h("span", { class: "badge", text: "not ComfyUI's" }) : null),
     h("div", { class: "gpu-body" }, util.el,
       h("div", { class: "gpu-facts" },
         h("div", null, h("span", { class: "fact-label", text: "VRAM " }), vramText), vram.el,
         h("div", null, h("span", { class: "fact-label", text: "Temperature " }), temp),
-        h("div", null, power))));
+        h("div", null, power))),
+    h("div", { class: "sparklines" }, utilTrend.el, vramTrend.el),
+    processes);
   return {
     el,
     update(next) {
+      utilTrend.set(history.gpu(next.index, "utilization_percent"));
+      vramTrend.set(history.gpu(next.index, "memory_percent"));
+      processes.textContent = processText(next.processes);
       util.set(next.utilization_percent);
       vram.set(next.memory_percent, `${fmtGb(next.memory_used_gb)} of ${fmtGb(next.memory_total_gb)}`);
       vramText.textContent = next.memory_total_gb ? `${fmtGb(next.memory_used_gb)} / ${fmtGb(next.memory_total_gb)}` : "n/a";
@@ -135,6 +188,14 @@ function gpuCard(g) {
       power.textContent = next.power_w ? `${Math.round(next.power_w)} W${next.power_limit_w ? ` of ${Math.round(next.power_limit_w)} W` : ""}` : "";
     },
   };
+}
+
+/** "Processes: python (ComfyUI) 6.0 GB · Xorg 210 MB", the three that hold the most. */
+function processText(list) {
+  if (!list || !list.length) return "";
+  const named = list.slice(0, 3).map((p) => `${p.name || `pid ${p.pid}`}${p.comfyui ? " (ComfyUI)" : ""}`
+    + `${p.used_memory_bytes === null ? "" : ` ${fmtBytes(p.used_memory_bytes)}`}`);
+  return `Processes: ${named.join(" · ")}${list.length > 3 ? ` and ${list.length - 3} more` : ""}`;
 }
 
 function storageView(storage, types) {
