@@ -97,8 +97,14 @@ async def test_reorder_any_pending_prompt_in_comfyuis_own_numbers(comfy):
     assert comfyui_order(server) == [second, "editor", first]
     await call(client, "PATCH", f"/api/comfyui/queue/{second}", json={"position": "bottom"})
     assert comfyui_order(server) == ["editor", first, second]
+    await call(client, "PATCH", f"/api/comfyui/queue/{second}", json={"before": first})  # dragged up one
+    assert comfyui_order(server) == ["editor", second, first]
+    await call(client, "PATCH", "/api/comfyui/queue/editor", json={"after": first})
+    assert comfyui_order(server) == [second, first, "editor"]
+    missing = await client.patch("/api/comfyui/queue/editor", json={"before": "nope"})
+    assert missing.status == 404
     listed = (await queue(client))["queue_pending"]
-    assert [p["prompt_id"] for p in listed] == ["editor", first, second]
+    assert [p["prompt_id"] for p in listed] == [second, first, "editor"]
 
 
 async def test_pause_lets_the_running_prompt_finish_and_holds_everything_else_until_resume(comfy):

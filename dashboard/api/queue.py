@@ -18,6 +18,8 @@ MOVE_BODY = {
     "properties": {
         "priority": {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY},
         "position": {"enum": ["top", "bottom"]},
+        "before": {"type": "string", "minLength": 1, "maxLength": 200},
+        "after": {"type": "string", "minLength": 1, "maxLength": 200},
     },
     "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
 }
@@ -92,11 +94,13 @@ async def release_prompt(services: Services, params: dict) -> dict:
               errors=["PROMPT_NOT_FOUND", "PROMPT_NOT_PENDING", "INVALID_WORKFLOW", _UNAVAILABLE],
               action="move_prompt",
               description="`{priority}` gives it the number a submission of that priority would have had when it "
-                          "was queued; `{position: top|bottom}` puts it before or after every other pending prompt. "
+                          "was queued; `{position: top|bottom}` puts it before or after every other pending prompt; "
+                          "`{before: id}` or `{after: id}` right next to another pending prompt. "
                           "Any pending prompt, also those queued from ComfyUI's editor: ComfyUI's numbers change, "
                           "so ComfyUI's own UI shows the new order.")
 async def move_prompt(services: Services, params: dict) -> dict:
-    return await services.queue_control.reorder(params["prompt_id"], params.get("priority"), params.get("position"))
+    return await services.queue_control.reorder(params["prompt_id"], params.get("priority"), params.get("position"),
+                                                params.get("before"), params.get("after"))
 
 
 @routes.post("/api/comfyui/free", summary="Unload models and free memory, as ComfyUI's /free does", body=FREE_BODY,

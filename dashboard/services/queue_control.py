@@ -102,21 +102,25 @@ class QueueControl:
             await self._save_held()
         return {"status": "queued", "prompt_id": prompt_id, "number": whole_number(answer["number"])}
 
-    async def reorder(self, prompt_id: str, priority: int | None = None, position: str | None = None
-                      ) -> dict[str, Any]:
-        """A new place for a pending prompt: `priority` (ComfyUI's numbering, see protocol.py), or
-        `position` top or bottom of the pending prompts."""
-        if (priority is None) == (position is None):
-            raise invalid("Give either 'priority' or 'position'", field="priority")
+    async def reorder(self, prompt_id: str, priority: int | None = None, position: str | None = None,
+                      before: str | None = None, after: str | None = None) -> dict[str, Any]:
+        """A new place for a pending prompt: `priority` (ComfyUI's numbering, see protocol.py),
+        `position` top or bottom of the pending prompts, or just `before` or `after` another one
+        (a number between the two neighbours)."""
+        if sum(x is not None for x in (priority, position, before, after)) != 1:
+            raise invalid("Give one of 'priority', 'position', 'before' or 'after'", field="priority")
         async with self._lock:
             pending = await self.backend.pending_items()
             item = next((i for i in pending if i[1] == prompt_id), None)
             if item is None:
                 raise await self._not_pending(prompt_id)
-            others = [i[0] for i in pending if i[1] != prompt_id]
+            others = [i for i in pending if i[1] != prompt_id]
             extra = dict(item[3] or {})
-            if position is not None:
-                number = (min(others) - 1 if position == "top" else max(others) + 1) if others else item[0]
+            if before is not None or after is not None:
+                number = _between(others, before, after)
+            elif position is not None:
+                numbers = [i[0] for i in others]
+                number = (min(numbers) - 1 if position == "top" else max(numbers) + 1) if numbers else item[0]
             else:
                 sequence = item[0] + (_priority(item) or 0) * PRIORITY_STEP  # when it was queued
                 number = queue_number(priority, sequence)
@@ -286,6 +290,20 @@ class QueueControl:
             error = task.exception()
             if not isinstance(error, DashboardError):
                 log.error("Queue control failed", exc_info=error)
+
+
+def _between(others: list[list[Any]], before: str | None, after: str | None) -> float:
+    """A queue number just before or after another pending prompt (`others` in run order)."""
+    target = before or after
+    index = next((n for n, i in enumerate(others) if i[1] == target), None)
+    if index is None:
+        raise PromptNotFound(f"ComfyUI has no pending prompt {target!r} to move next to",
+                             {"prompt_id": target, "field": "before" if before else "after"})
+    here = others[index][0]
+    neighbour = index - 1 if before else index + 1
+    if 0 <= neighbour < len(others):
+        return (here + others[neighbour][0]) / 2
+    return here - 1 if before else here + 1
 
 
 def _priority(item: list[Any]) -> int | None:
