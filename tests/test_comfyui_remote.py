@@ -118,8 +118,10 @@ async def test_execution_events_arrive_over_the_websocket(remote):
     assert update.channel == "queue" and update.data["current_task"] is None
     comfyui.worker.run_next()
     output = await next_event(events, lambda e: e.type == "workflow_output")
+    resources = output.data.pop("resources")  # the prompt so far: how long, its peaks (none sampled yet here)
     assert output.data == {"prompt_id": prompt_id, "node": "2", "output": {
         "images": [{"filename": "t_00001_.png", "subfolder": "", "type": "output"}]}}
+    assert set(resources) == {"duration_seconds", "peak_ram_gb", "peak_vram_gb", "samples"}
     done = await next_event(events, lambda e: e.type == "workflow_progress" and e.data["type"] == "completed")
     assert done.channel == "workflows" and done.data["prompt_id"] == prompt_id
     idle = await next_event(events, lambda e: e.type == "queue_update" and e.data["queue_pending"] == 0

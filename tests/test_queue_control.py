@@ -271,3 +271,40 @@ async def test_a_remote_pause_takes_new_prompts_from_comfyuis_queue(remote):
     worker.finish()
     await call(client, "POST", "/api/comfyui/queue/resume")
     assert comfyui_order(server) == ["editor"] and running not in comfyui_order(server)
+
+
+async def test_each_prompt_reports_its_duration_and_peak_ram_and_vram(comfy):
+    server, worker, make = comfy
+    client = await make()
+    events, _unsubscribe = client.app[SERVICES].bus.queue()
+    history = client.app[SERVICES].system.history
+    prompt_id = await execute(client)
+    worker.start_next()
+    started = history_now()
+    gpu = {"index": 0, "utilization_percent": 90, "memory_total_gb": 24.0, "memory_percent": None,
+           "temperature_c": None, "power_w": None}
+    for used, comfyui in ((6.5, True), (9.25, True)):  # two samples while it runs: ComfyUI's GPU fills up
+        history.add({"timestamp": history_now(), "cpu_percent": 50, "memory_percent": 40, "memory_used_gb": used * 2,
+                     "gpu_percent": 90, "disk_used_gb": 1, "disk_total_gb": 2,
+                     "gpus": [{**gpu, "memory_used_gb": used, "comfyui": comfyui},
+                              {**gpu, "index": 1, "memory_used_gb": 20.0, "comfyui": False}]})
+    worker.finish()
+
+    async def completed():
+        while True:
+            event = await events.get()
+            if event.type == "workflow_progress" and event.data["type"] == "completed":
+                return event.data
+
+    done = await asyncio.wait_for(completed(), 10)
+    assert done["resources"]["peak_vram_gb"] == 9.25 and done["resources"]["peak_ram_gb"] == 18.5
+    record = await call(client, "GET", f"/api/comfyui/history/{prompt_id}")
+    resources = record["resources"]
+    assert resources["peak_vram_gb"] == 9.25 and resources["peak_ram_gb"] == 18.5  # the GPU ComfyUI uses, not GPU 1
+    assert 0 <= resources["duration_seconds"] <= history_now() - started + 1 and resources["samples"] >= 2
+
+
+def history_now() -> float:
+    import time
+
+    return time.time()

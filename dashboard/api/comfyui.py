@@ -54,6 +54,8 @@ HISTORY = obj(
     completed=nullable(TIMESTAMP),
     error=nullable(obj(message=STRING, exception_type=nullable(STRING), node_id=nullable(STRING),
                        node_type=nullable(STRING))),
+    resources=nullable(obj(duration_seconds=NUMBER, peak_ram_gb=nullable(NUMBER), peak_vram_gb=nullable(NUMBER),
+                           samples=INTEGER)),
 )
 CLEARED = obj(cleared=INTEGER, status={"enum": ["success"]})
 INTERRUPTED = obj(status={"enum": ["interrupted", "idle"]})
@@ -96,7 +98,9 @@ async def get_queue(request: web.Request, params: dict) -> web.Response:
             description="`status`: pending or running (still queued), completed, failed (with `error`) or "
                         "interrupted. `outputs` collects the output files of every node by kind (images, gifs, "
                         "audio, ...); `node_outputs` is ComfyUI's per-node output. ComfyUI keeps history in memory "
-                        "only: after it restarts an id is PROMPT_NOT_FOUND.")
+                        "only: after it restarts an id is PROMPT_NOT_FOUND. `resources`: how long it ran and the "
+                        "peak RAM and VRAM (the GPU ComfyUI computes on, else all GPUs) the background samples saw "
+                        "meanwhile; `workflow_output` and the last `workflow_progress` events carry the same.")
 async def get_history(request: web.Request, params: dict) -> web.Response:
     return web.json_response(await services(request).queue.history(params["prompt_id"]))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -115,6 +116,9 @@ class ExecutionEvents:
         self.bus: EventBus | None = None
         #: What the dashboard adds to every `queue_update` (its pause and held prompts).
         self.state: Callable[[], dict[str, Any]] = dict
+        #: (start, end) -> the resources a prompt used then (peak RAM and VRAM), once someone samples them.
+        self.usage: Callable[[float, float], dict[str, Any]] | None = None
+        self._started: dict[str, float] = {}  # prompt id -> when it started (epoch seconds)
         self._last_queue: tuple | None = None
         #: ComfyUI's message type -> what translates it; every other message is ignored.
         self._handlers: dict[str, Callable[[dict], None]] = {
@@ -157,8 +161,21 @@ class ExecutionEvents:
         self.bus.publish("workflow_progress", {"prompt_id": prompt_id, "node": _node(node), "value": value,
                                                "max": maximum, "type": kind, **extra}, "workflows")
 
+    def _resources(self, data: dict, done: bool = False) -> dict[str, Any]:
+        """`{resources}` of a prompt seen starting: duration and peaks so far (or in all, when `done`)."""
+        prompt_id = data.get("prompt_id")
+        started = self._started.pop(prompt_id, None) if done else self._started.get(prompt_id)
+        if started is None or self.usage is None:
+            return {}
+        return {"resources": self.usage(started, _when(data))}
+
     def _on_execution_start(self, data: dict) -> None:
-        self._progress(data.get("prompt_id"), "started")
+        prompt_id = data.get("prompt_id")
+        if isinstance(prompt_id, str):
+            self._started[prompt_id] = _when(data)
+            while len(self._started) > 100:  # prompts whose end was never seen
+                self._started.pop(next(iter(self._started)))
+        self._progress(prompt_id, "started")
 
     def _on_execution_cached(self, data: dict) -> None:
         nodes = [str(n) for n in data.get("nodes") or []]
@@ -173,22 +190,31 @@ class ExecutionEvents:
 
     def _on_executed(self, data: dict) -> None:
         self.bus.publish("workflow_output", {"prompt_id": data.get("prompt_id"), "node": _node(data.get("node")),
-                                             "output": copy.deepcopy(data.get("output"))}, "workflows")
+                                             "output": copy.deepcopy(data.get("output")),
+                                             **self._resources(data)}, "workflows")
 
     def _on_execution_success(self, data: dict) -> None:
-        self._progress(data.get("prompt_id"), "completed", value=1)
+        self._progress(data.get("prompt_id"), "completed", value=1, **self._resources(data, True))
 
     def _on_execution_interrupted(self, data: dict) -> None:
-        self._progress(data.get("prompt_id"), "interrupted", data.get("node_id"))
+        self._progress(data.get("prompt_id"), "interrupted", data.get("node_id"),
+                       **self._resources(data, True))
 
     def _on_execution_error(self, data: dict) -> None:
-        self._progress(data.get("prompt_id"), "failed", data.get("node_id"))
+        self._progress(data.get("prompt_id"), "failed", data.get("node_id"),
+                       **self._resources(data, True))
         node, node_type = _node(data.get("node_id")), data.get("node_type")
         message = f"{node_type or 'A node'} (node {node}) failed: {data.get('exception_message') or 'error'}"
         self.bus.publish("error", {"code": "WORKFLOW_FAILED", "message": message.strip(), "details": {
             "prompt_id": data.get("prompt_id"), "node_id": node, "node_type": node_type,
             "exception_type": data.get("exception_type"), "exception_message": data.get("exception_message"),
         }}, "workflows")
+
+
+def _when(data: dict) -> float:
+    """When a message was sent, by ComfyUI's own `timestamp` (ms) where it has one, else now (epoch seconds)."""
+    stamp = data.get("timestamp")
+    return stamp / 1000 if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else time.time()
 
 
 def _node(node: Any) -> str | None:

@@ -83,7 +83,7 @@ class Services:
         self.models.library = self.library
         self.presets.updated = self.library.updates.paths
         self.queue_control = QueueControl(backend, self.store, self.bus)
-        self.queue = QueueService(backend, self.workflows, self.queue_control)
+        self.queue = QueueService(backend, self.workflows, self.queue_control, self.system.usage_between)
         self.auth = AuthService(self.store, settings.data_dir, settings.secret, settings.token_ttl,
                                 settings.admin_password, threads=threads) if settings.enable_auth else None
         self.page = PageFiles(threads=threads)

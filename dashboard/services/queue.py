@@ -9,6 +9,7 @@ message) or `failed` (any other error).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from typing import Any
@@ -29,10 +30,15 @@ _ENDINGS = ("execution_success", "execution_error", "execution_interrupted")
 class QueueService:
     """ComfyUI's queue as the API shows it."""
 
-    def __init__(self, backend: ComfyBackend, workflows: WorkflowLibrary, control: QueueControl) -> None:
+    def __init__(self, backend: ComfyBackend, workflows: WorkflowLibrary, control: QueueControl,
+                 usage: Callable[[float, float], dict[str, Any]] | None = None) -> None:
         self.backend = backend
         self.workflows = workflows
         self.control = control
+        self.usage = usage  # (start, end) -> the peaks of RAM and VRAM then
+        events = getattr(backend, "events", None)
+        if events is not None:
+            events.usage = usage
 
     async def execute(self, workflow: Any = NOT_GIVEN, workflow_id: str | None = None, priority: int = 0
                       ) -> dict[str, Any]:
@@ -71,7 +77,7 @@ class QueueService:
         if entry is None:
             raise PromptNotFound(f"ComfyUI knows no prompt {prompt_id!r} (history is lost on restart)",
                                  {"prompt_id": prompt_id})
-        return history_record(prompt_id, entry)
+        return history_record(prompt_id, entry, self.usage)
 
     async def clear(self, kind: str) -> dict[str, Any]:
         return {"cleared": await self.backend.clear(kind), "status": "success"}
@@ -92,13 +98,16 @@ def _item(item: dict[str, Any]) -> dict[str, Any]:
 
 def _waiting(item: dict[str, Any], status: str) -> dict[str, Any]:
     return {**_item(item), "status": status, "outputs": {"images": []}, "node_outputs": {}, "started": None,
-            "completed": None, "error": None}
+            "completed": None, "error": None, "resources": None}
 
 
-def history_record(prompt_id: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """ComfyUI's history entry of a finished prompt as the API's history record."""
+def history_record(prompt_id: str, entry: dict[str, Any],
+                   usage: Callable[[float, float], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """ComfyUI's history entry of a finished prompt as the API's history record; `resources` (its
+    duration, peak RAM and VRAM) from `usage` when given and ComfyUI timed it."""
     status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
     started = completed = error = None
+    times: dict[str, float] = {}
     interrupted = False
     for message in status.get("messages") or []:
         if not (isinstance(message, (list, tuple)) and len(message) == 2 and isinstance(message[1], dict)):
@@ -106,8 +115,10 @@ def history_record(prompt_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         event, data = message
         if event == "execution_start":
             started = _iso(data.get("timestamp"))
+            times["start"] = data.get("timestamp")
         elif event in _ENDINGS:
             completed = _iso(data.get("timestamp"))
+            times["end"] = data.get("timestamp")
         if event == "execution_error":
             error = {"message": data.get("exception_message") or "The workflow failed",
                      "exception_type": data.get("exception_type"), "node_id": _text(data.get("node_id")),
@@ -136,6 +147,8 @@ def history_record(prompt_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         "started": started,
         "completed": completed,
         "error": error,
+        "resources": usage(times["start"] / 1000, times["end"] / 1000)
+        if usage is not None and all(isinstance(times.get(k), (int, float)) for k in ("start", "end")) else None,
     }
 
 

@@ -24,7 +24,7 @@ from ..events import EventBus
 from ..threads import LOOP_DEFAULT, Threads
 from .gpu import GpuReader, mark_comfyui
 from .sizes import gb
-from .system_history import SystemHistory, history_sample
+from .system_history import SystemHistory, history_sample, peaks
 
 log = logging.getLogger("dashboard.system")
 
@@ -106,6 +106,12 @@ class SystemMonitor:
     def samples_between(self, start: float, end: float) -> list[dict[str, Any]]:
         """The history's samples from `start` to `end` (epoch seconds), oldest first; see `SystemHistory`."""
         return self.history.samples_between(start, end)
+
+    def usage_between(self, start: float, end: float) -> dict[str, Any]:
+        """`{duration_seconds, peak_ram_gb, peak_vram_gb, samples}` over a time window (a prompt's run),
+        the sample taken right after it included (a prompt shorter than the interval still gets one)."""
+        return {"duration_seconds": round(max(0.0, end - start), 3),
+                **peaks(self.history.samples_between(start, end + self._interval))}
 
     async def disk_now(self) -> dict[str, Any] | None:
         """The models volume's usage read now (off the loop), for answers that must not lag a deletion."""

@@ -67,3 +67,17 @@ def history_sample(reading: dict[str, Any]) -> dict[str, Any]:
 
 def _timestamp(sample: dict[str, Any]) -> float:
     return sample["timestamp"]
+
+
+def peaks(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The highest RAM and VRAM in use over `samples` (GB, None without a reading): VRAM is the
+    device ComfyUI computes on where it is marked, else every GPU together."""
+    ram = [x["memory_used_gb"] for x in samples if x["memory_used_gb"] is not None]
+    vram = []
+    for sample in samples:
+        gpus = [g for g in sample["gpus"] if g.get("memory_used_gb") is not None]
+        marked = [g for g in gpus if g.get("comfyui")]
+        if gpus:
+            vram.append(sum(g["memory_used_gb"] for g in marked or gpus))
+    return {"peak_ram_gb": max(ram) if ram else None, "peak_vram_gb": round(max(vram), 2) if vram else None,
+            "samples": len(samples)}
