@@ -225,3 +225,72 @@ async def test_a_prompt_queued_in_comfyui_counts_the_models_it_loads(comfy):
 
     info = await until(counted, 30, "the prompt's checkpoint counted", POLL)
     assert info["last_used"] is not None
+
+
+async def comfyui_pending(comfy) -> list[str]:
+    """ComfyUI's own view of its pending prompts, in the order it runs them."""
+    own = await comfy.call("GET", "/queue")
+    return [item[1] for item in sorted(own["queue_pending"], key=lambda i: i[0])]
+
+
+async def test_hold_release_move_pause_and_free_prompts_queued_in_comfyui(comfy):
+    async with comfy.gate():
+        ids = [(await comfy.call("POST", "/prompt", json={"prompt": empty_image(f"ctl_{n}"), "client_id": "editor"}))[
+            "prompt_id"] for n in range(3)]
+        assert await comfyui_pending(comfy) == ids
+        await comfy.call("POST", f"/dashboard/api/comfyui/queue/{ids[1]}/hold")
+        assert await comfyui_pending(comfy) == [ids[0], ids[2]]
+        await comfy.call("POST", f"/dashboard/api/comfyui/queue/{ids[1]}/release")
+        assert await comfyui_pending(comfy) == ids  # its number: its place
+        await comfy.call("PATCH", f"/dashboard/api/comfyui/queue/{ids[2]}", json={"before": ids[0]})
+        assert await comfyui_pending(comfy) == [ids[2], ids[0], ids[1]]  # ComfyUI's own queue, reordered
+        paused = await comfy.call("POST", "/dashboard/api/comfyui/queue/pause")
+        assert paused["held"] == 3 and await comfyui_pending(comfy) == []
+        late = (await comfy.call("POST", "/prompt", json={"prompt": empty_image("ctl_late")}))["prompt_id"]
+        assert await comfyui_pending(comfy) == []  # queued while paused: it waits in the dashboard
+        queue = await comfy.call("GET", "/dashboard/api/comfyui/queue")
+        assert queue["paused"] and [h["prompt_id"] for h in queue["held"]] == [ids[2], ids[0], ids[1], late]
+        resumed = await comfy.call("POST", "/dashboard/api/comfyui/queue/resume")
+        assert resumed["released"] == [ids[2], ids[0], ids[1], late] and await comfyui_pending(comfy) == resumed[
+            "released"]
+    freed = await comfy.call("POST", "/dashboard/api/comfyui/free", json={"unload_models": True, "free_memory": True})
+    assert freed["status"] == "requested"
+    done = await comfy.finished((await comfy.execute(workflow=empty_image("after_free")))["prompt_id"])
+    assert done["status"] == "completed" and done["resources"]["duration_seconds"] >= 0
+
+
+async def test_pending_prompts_come_back_after_comfyui_restarts(tmp_path):
+    write_gate_node(tmp_path)
+    release = tmp_path / "never"
+    with running_comfyui(tmp_path) as url:
+        async with aiohttp.ClientSession() as http:
+            comfy = Session(http, url, tmp_path)
+            gate = {"1": {"class_type": "DashboardTestGate", "inputs": {"path": str(release)}}}
+            await comfy.execute(workflow=gate)  # holds the worker: what follows stays pending
+            ids = [(await comfy.execute(workflow=empty_image(f"kept_{n}")))["prompt_id"] for n in range(2)]
+
+            async def kept():
+                queue = await comfy.call("GET", "/dashboard/api/comfyui/queue")
+                return [p["prompt_id"] for p in queue["queue_pending"]] == ids
+
+            await until(kept, 60, "both prompts pending", POLL)
+            await until(lambda: _saved_on_disk(tmp_path, ids), 30, "the pending prompts kept", POLL)
+    with running_comfyui(tmp_path) as url:  # ComfyUI started again: its queue is empty, the dashboard's is not
+        async with aiohttp.ClientSession() as http:
+            comfy = Session(http, url, tmp_path)
+            queue = await comfy.call("GET", "/dashboard/api/comfyui/queue")
+            assert queue["restored"]["prompt_ids"] == ids
+            for prompt_id in ids:
+                assert (await comfy.finished(prompt_id))["status"] == "completed"
+
+
+def _saved_on_disk(base: Path, ids: list[str]) -> bool:
+    """Whether the dashboard's database (in ComfyUI's user folder) holds these pending prompts."""
+    import sqlite3
+
+    database = base / "user" / "dashboard" / "dashboard.db"
+    if not database.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT value FROM state WHERE key = 'queue.pending'").fetchone()
+    return row is not None and [item[1] for item in json.loads(row[0])] == ids
