@@ -145,6 +145,9 @@ class WorkflowModels:
             except DashboardError as exc:
                 assessed.errors[path] = exc
                 return
+            if len(self._sources) > 1000:  # drop what is stale, so the cache stays small
+                now = time.monotonic()
+                self._sources = {k: v for k, v in self._sources.items() if now - v[0] < SOURCE_TTL}
             self._sources[key] = (time.monotonic(), task)
         model.update(size=task.size or None, source="url", installable=True)
         assessed.tasks[path] = task
