@@ -274,7 +274,7 @@ async def test_a_remote_pause_takes_new_prompts_from_comfyuis_queue(remote):
 
 
 async def test_each_prompt_reports_its_duration_and_peak_ram_and_vram(comfy):
-    server, worker, make = comfy
+    _server, worker, make = comfy
     client = await make()
     events, _unsubscribe = client.app[SERVICES].bus.queue()
     history = client.app[SERVICES].system.history
@@ -308,3 +308,19 @@ def history_now() -> float:
     import time
 
     return time.time()
+
+
+async def test_every_page_hears_of_a_move(comfy):
+    server, _worker, make = comfy
+    client = await make()
+    first, second = await execute(client), await execute(client)
+    events, _unsubscribe = client.app[SERVICES].bus.queue()
+    await call(client, "PATCH", f"/api/comfyui/queue/{second}", json={"before": first})  # the counts stay the same
+
+    async def update():
+        while (event := await events.get()).type != "queue_update":
+            pass
+        return event.data
+
+    data = await asyncio.wait_for(update(), 10)
+    assert data["queue_pending"] == 2 and comfyui_order(server) == [second, first]

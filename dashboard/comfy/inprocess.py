@@ -181,6 +181,7 @@ class InProcessBackend(ComfyBackend):
         return True
 
     def announce(self) -> None:
+        self.events.forget_queue()  # published even when the counts stay (a prompt moved)
         self._queue_changed()
 
     def _observe(self, event: Any, data: Any, sid: Any) -> None:

@@ -144,6 +144,10 @@ class ExecutionEvents:
         except Exception:  # a strange message must never break ComfyUI's sending
             log.debug("Could not translate ComfyUI message %s", event, exc_info=True)
 
+    def forget_queue(self) -> None:
+        """The next `queue_changed` publishes, whether or not anything it compares changed."""
+        self._last_queue = None
+
     def queue_changed(self, pending: int, running: int, current: dict[str, Any] | None) -> None:
         """Publish `queue_update` if the counts or the running prompt changed."""
         if self.bus is None:

@@ -178,6 +178,7 @@ class RemoteBackend(ComfyBackend):
                             expect_json=False)
 
     def announce(self) -> None:
+        self.events.forget_queue()  # published even when the counts stay (a prompt moved)
         self._queue_changed()
 
     @contextlib.asynccontextmanager

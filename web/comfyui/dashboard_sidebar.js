@@ -22,7 +22,7 @@ const state = {
   system: null,
   history: null, // the sparklines' samples (sparkline.js's SampleHistory), once imported
   downloads: new Map(),
-  queue: null, // {pending, running} or {error}
+  queue: null, // {pending, running, paused, held (a count)} or {error}
   presets: null,
   search: "",
   labels: new Map(), // download id -> what a download without a preset fetches
@@ -125,8 +125,11 @@ function onMessage(m) {
     state.system = d;
     state.history.add(spark.fromStatusMessage(d));
   } else if (m.type === "snapshot" && m.channel === "queue") {
-    state.queue = d.error ? { error: d.error } : { pending: d.queue_pending.length, running: d.queue_running.length };
-  } else if (m.type === "queue_update") state.queue = { pending: d.queue_pending, running: d.queue_running };
+    state.queue = d.error ? { error: d.error } : { pending: d.queue_pending.length, running: d.queue_running.length,
+      paused: !!d.paused, held: (d.held || []).length };
+  } else if (m.type === "queue_update") {
+    state.queue = { pending: d.queue_pending, running: d.queue_running, paused: !!d.paused, held: d.held || 0 };
+  }
   else if (m.type === "download_progress") {
     const old = state.downloads.get(d.download_id) || {};
     state.downloads.set(d.download_id, { ...old, id: d.download_id, preset_id: d.preset_id, status: d.status, progress: d.progress,
@@ -421,9 +424,24 @@ function drawPresets() {
 
 function drawQueue() {
   const q = state.queue;
-  view.queue.replaceChildren(!q ? h("p", { class: "cdash-muted", text: "…" })
-    : q.error ? h("p", { class: "cdash-muted", text: `ComfyUI queue unavailable: ${q.error.message}` })
-      : h("p", { text: `${q.running} running · ${q.pending} pending` }));
+  if (!view.queueLine) { // made once per open tab: the Pause / Resume button keeps the focus across redraws
+    view.queueLine = h("p");
+    view.queuePause = h("button", { type: "button", onclick: async (event) => {
+      const button = event.currentTarget;
+      const resume = button.dataset.paused === "true";
+      await act(resume ? "Resume the queue" : "Pause the queue", "POST", `/api/comfyui/queue/${resume ? "resume" : "pause"}`);
+    } });
+    view.queue.replaceChildren(view.queueLine, h("div", { class: "cdash-buttons" }, view.queuePause));
+  }
+  const known = q && !q.error;
+  view.queueLine.className = known ? "" : "cdash-muted";
+  view.queueLine.textContent = !q ? "…" : q.error ? `ComfyUI queue unavailable: ${q.error.message}`
+    : [`${q.running} running · ${q.pending} pending`, q.paused ? "paused" : null, q.held ? `${q.held} held` : null]
+      .filter(Boolean).join(" · ");
+  view.queuePause.hidden = !known;
+  view.queuePause.dataset.paused = String(!!(known && q.paused));
+  view.queuePause.textContent = known && q.paused ? "Resume" : "Pause";
+  view.queuePause.setAttribute("aria-label", known && q.paused ? "Resume the queue" : "Pause the queue");
 }
 
 app.registerExtension({

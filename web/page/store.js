@@ -190,12 +190,14 @@ export async function uninstallPreset(presetId, force = false) {
 
 // ---- queue and prompts ----
 
+// store.queue also says the dashboard's part: `paused` and `held` (how many prompts it holds); `items` is
+// the last GET /api/comfyui/queue answer (its `held` lists them, `restored` says what came back).
 function setQueueSnapshot(data) {
   if (data.error) {
-    store.queue = { loaded: true, error: data.error, pending: 0, running: 0, current: null };
+    store.queue = { loaded: true, error: data.error, pending: 0, running: 0, current: null, paused: false, held: 0 };
   } else {
     store.queue = { loaded: true, error: null, pending: data.queue_pending.length, running: data.queue_running.length,
-      current: data.queue_running[0] || null, items: data };
+      current: data.queue_running[0] || null, paused: !!data.paused, held: (data.held || []).length, items: data };
   }
   emit("queue");
 }
@@ -216,11 +218,13 @@ const unsettled = new Set();
 const ENDED = ["completed", "failed", "interrupted"];
 
 function onQueueUpdate(data) {
+  const control = "paused" in data ? { paused: !!data.paused, held: data.held ?? 0 } : {};
+  const controlChanged = "paused" in data && (control.paused !== store.queue.paused || control.held !== store.queue.held);
   store.queue = { ...store.queue, loaded: true, error: null, pending: data.queue_pending, running: data.queue_running,
-    current: data.current_task };
+    current: data.current_task, ...control };
   for (const id of unsettled) loadHistory(id);
   emit("queue");
-  emit("queue_update");
+  emit("queue_update", { controlChanged });
 }
 
 function prompt(id) {

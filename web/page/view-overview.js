@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { fill, fmtBytes, fmtGb, h, place } from "./dom.js";
+import { freeMemoryControl } from "./queue-control.js";
 import { SPARK_MINUTES, SampleHistory, sparkline } from "./sparkline.js";
 import { ACTIVE, on, refreshSystem, store } from "./store.js";
 import { bar, downloadRow, errorView, gauge, notice } from "./widgets.js";
@@ -42,7 +43,7 @@ export function mount(root) {
     h("div", { class: "overview-grid" },
       section("System", "system", h("div", { class: "gauges" }, cpu.el, ram.el, disk.el),
         h("div", { class: "sparklines" }, cpuTrend.el, ramTrend.el)),
-      section("GPUs", "gpus", gpuArea),
+      section("GPUs", "gpus", gpuArea, h("div", { class: "gpu-free" }, freeMemoryControl())),
       section("Storage", "storage", storageArea),
       section("Active downloads", "downloads", downloadsArea, h("a", { href: "#/downloads", class: "more", text: "All downloads" })),
       section("Queue", "queue", queueArea, h("a", { href: "#/queue", class: "more", text: "Open the queue" }))));
