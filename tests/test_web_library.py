@@ -209,7 +209,8 @@ def test_detail_shows_what_civitai_knows_with_the_saved_preview(settings, browse
         preview = dialog.get_by_role("img", name=re.compile("^Preview of"))
         expect(preview).to_be_visible()
         expect(preview).to_have_attribute("src", "api/models/loras/known.safetensors/preview")
-        assert preview.evaluate("img => img.complete && img.naturalWidth") == 1  # the dashboard's copy, loaded
+        page.wait_for_function("img => img.complete && img.naturalWidth === 1",  # the dashboard's copy, loaded
+                               arg=preview.element_handle())
         assert not [r for r in civitai.requests if r.path.startswith("/images/") and "Mozilla" in r.headers.get(
             "User-Agent", "")], "the browser fetched the preview from Civitai's host"
         dialog.get_by_role("button", name="Close", exact=True).click()

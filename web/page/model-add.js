@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { fill, fmtBytes, h, uid } from "./dom.js";
-import { putDownload } from "./store.js";
+import { startedDownload } from "./store.js";
 import { errorView, notice, toast } from "./widgets.js";
 
 const FIELD_NAMES = { url: "URL", type: "Folder", filename: "File name", subfolder: "Subfolder" };
@@ -123,7 +123,7 @@ export function addModelForm() {
     fill(problem);
     try {
       const answer = await api("api/models/download", { method: "POST", body: data });
-      putDownload({ id: answer.download_id, preset_id: null, status: answer.status, progress: 0, priority: "normal",
+      startedDownload({ id: answer.download_id, preset_id: null, status: answer.status, progress: 0, priority: "normal",
         files: {}, created_at: Date.now() / 1000, error: null, path: answer.path, source: answer.source });
       const link = h("a", { href: "#/downloads", text: "See it on the Downloads view" });
       fill(result, h("p", { class: "add-model-started", "data-download": answer.download_id },

@@ -94,6 +94,13 @@ export function putDownload(d) {
   emit("downloads");
 }
 
+/** A download this page just started, from the answer of the request that started it. The feed may have
+ * told of it already (a small file can finish before the answer arrives): what the feed said wins. */
+export function startedDownload(d) {
+  store.downloads.set(d.id, { ...fromApi(d), ...(store.downloads.get(d.id) || {}) });
+  emit("downloads");
+}
+
 function onProgress(e) {
   wantPresetNames();
   const old = store.downloads.get(e.download_id) || { id: e.download_id, priority: "normal", files: {}, error: null };
@@ -174,7 +181,7 @@ function markInstalled(presetId, installed) {
 export async function installPreset(presetId) {
   const answer = await api(`api/presets/${seg(presetId)}/install`, { method: "POST" });
   if (answer.download_id && !store.downloads.has(answer.download_id)) {
-    putDownload({ id: answer.download_id, preset_id: presetId, status: "queued", progress: 0, priority: "normal",
+    startedDownload({ id: answer.download_id, preset_id: presetId, status: "queued", progress: 0, priority: "normal",
       files: {}, created_at: Date.now() / 1000, error: null });
   }
   if (answer.status === "installed") markInstalled(presetId, true);

@@ -8,7 +8,7 @@ import { api } from "./api.js";
 import { addModelForm } from "./model-add.js";
 import { openModelDetail, updateText } from "./model-detail.js";
 import { debounce, fill, fmtBytes, fmtDate, h, uid } from "./dom.js";
-import { emit, loadPresets, on, putDownload, store } from "./store.js";
+import { emit, loadPresets, on, startedDownload, store } from "./store.js";
 import { attempt, bar, confirmDialog, errorView, notice, toast } from "./widgets.js";
 
 export const title = "Models";
@@ -385,7 +385,7 @@ async function removeDuplicates(groups) {
 async function startUpdates(paths) {
   const answer = await attempt(() => api("api/models/update", { method: "POST", body: { paths } }), "Update models");
   if (!answer) return;
-  putDownload({ id: answer.download_id, preset_id: null, status: answer.status, progress: 0, priority: "normal",
+  startedDownload({ id: answer.download_id, preset_id: null, status: answer.status, progress: 0, priority: "normal",
     files: {}, created_at: Date.now() / 1000, error: null });
   toast(h("span", null, `Updating ${answer.paths.length === 1 ? answer.paths[0] : plural(answer.paths.length, "file")}: `,
     "the old file stays until the new one is verified. ", h("a", { href: "#/downloads", text: "See it on the Downloads view" }), "."),
