@@ -200,6 +200,7 @@ def test_download_threads_run_at_a_lower_priority_while_yielding():
     from dashboard.services.downloads.limits import YIELD_NICENESS, download_threads
 
     ready, done, ids = threading.Event(), threading.Event(), []
+    download_threads.set_lowered(False)  # as a process with no dashboard yielding starts
 
     def worker():
         download_threads.register()

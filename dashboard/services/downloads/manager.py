@@ -120,6 +120,7 @@ class DownloadManager:
     async def stop(self) -> None:
         """Stop transfers (their `.part` files stay for the next start)."""
         self._stopping = True
+        self.limits.set_generating(False)  # a stopped dashboard yields no more: its threads' priority back
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._watch is not None:
