@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -105,3 +107,13 @@ async def load(url: str, clients: int, seconds: float) -> tuple[float, list[floa
 def describe(name: str, rps: float, latencies: list[float]) -> str:
     return (f"{name:<28} {rps:8.0f} req/s   p50 {percentile(latencies, 50):6.2f} ms   "
             f"p99 {percentile(latencies, 99):6.2f} ms   (n={len(latencies)}, mean {statistics.fmean(latencies):.2f})")
+
+
+def plain_walk(models: Path) -> int:
+    """The baseline a listing or a re-scan is held against: `os.walk` + `os.stat` of every file; the count."""
+    count = 0
+    for directory, _dirs, names in os.walk(models):
+        for name in names:
+            os.stat(os.path.join(directory, name))
+            count += 1
+    return count

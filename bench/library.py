@@ -45,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import LagProbe, percentile
+from bench.harness import LagProbe, percentile, plain_walk
 from dashboard.comfy.backend import UnavailableBackend
 from dashboard.comfy.folders import FOLDER_TYPES, ensure_model_folders
 from dashboard.config import Settings
@@ -125,15 +125,6 @@ def sha256sum(paths: list[Path], batch: int = SHA256SUM_BATCH, tool: tuple[str, 
             digest, name = line.split(None, 1)
             digests[os.path.basename(name.lstrip("*"))] = digest
     return time.perf_counter() - start, digests
-
-
-def plain_walk(models: Path) -> int:
-    count = 0
-    for directory, _dirs, names in os.walk(models):
-        for name in names:
-            os.stat(os.path.join(directory, name))
-            count += 1
-    return count
 
 
 # the scans

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ThreadedServer, percentile
+from bench.harness import ThreadedServer, percentile, plain_walk
 from dashboard.api.context import SERVICES
 from dashboard.app import create_app
 from dashboard.comfy.folders import FOLDER_TYPES, ensure_model_folders
@@ -42,15 +41,6 @@ def make_tree(models: Path, files: int, folders: int) -> None:
         for i in range(f, files, folders):
             with open(folder / f"model_{i:06d}.safetensors", "wb") as out:
                 out.write(b"x" * (i % 97))
-
-
-def plain_walk(models: Path) -> int:
-    count = 0
-    for directory, _dirs, names in os.walk(models):
-        for name in names:
-            os.stat(os.path.join(directory, name))
-            count += 1
-    return count
 
 
 def timed(fn, *args) -> float:
